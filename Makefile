@@ -1,0 +1,50 @@
+# wasmgears: `make run` builds everything and starts Redis with the module;
+# `make test` builds everything and runs every test. Both work on a fresh Debian 12 (root).
+SHELL := /bin/bash
+export WASMGEARS_CACHE ?= $(HOME)/.cache/wasmgears
+PORT ?= 6379
+VENV := $(WASMGEARS_CACHE)/venv
+MODULE := target/release/libwasmgears.so
+
+.PHONY: all deps module run test unit-test integration-test bench lint clean-cache
+
+all: module
+
+deps:
+	@bash python-wasi/apt-setup.sh
+	@command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
+
+# python-wasi -> guest (snapshot + .cwasm) -> the module, which records where its guest is.
+module: deps
+	@set -euo pipefail; \
+	py=$$(bash python-wasi/build.sh); \
+	guest=$$(bash wasm/build.sh "$$py"); \
+	echo "$$guest" > target/.guest-dir 2>/dev/null || { mkdir -p target; echo "$$guest" > target/.guest-dir; }; \
+	WASMGEARS_GUEST_DIR="$$guest" cargo build --release --workspace
+
+run: module
+	redis-server --port $(PORT) --bind 127.0.0.1 --loadmodule $(CURDIR)/$(MODULE)
+
+$(VENV)/.done: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+unit-test: deps
+	cargo test --release --workspace
+
+integration-test: module $(VENV)/.done
+	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) $(VENV)/bin/python -m pytest -q tests
+
+test: unit-test integration-test
+
+lint:
+	cargo fmt --check
+	cargo clippy --release --workspace -- -D warnings
+
+bench: module $(VENV)/.done
+	@py=$$(bash python-wasi/build.sh); \
+	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) WASMGEARS_NATIVE_PYTHON=$$py/native/python $(VENV)/bin/python benches/bench.py
+
+clean-cache:
+	rm -rf $(WASMGEARS_CACHE)

@@ -1,0 +1,93 @@
+//! wasmgears: the RedisGears 1.x Python engine for Redis, every script in its own wasm
+//! sandbox. Registered with Redis as `rg`.
+
+pub mod codec;
+pub mod config;
+pub mod pyexecute_args;
+
+mod commands;
+mod redis_call;
+mod redis_log;
+mod sandbox;
+mod session;
+mod settings;
+mod workers;
+
+use config::{Config, EXECUTION_THREADS, GUEST_DIR, MAX_SESSIONS};
+use redis_module::{Context, RedisResult, RedisString, Status};
+use std::path::PathBuf;
+
+/// Where `make` put the guest when this module was built; `GuestDir` overrides it.
+const BUILT_GUEST_DIR: Option<&str> = option_env!("WASMGEARS_GUEST_DIR");
+
+fn guest_dir(config: &Config) -> Option<PathBuf> {
+    match config.get(GUEST_DIR) {
+        Ok(config::Value::Str(dir)) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => BUILT_GUEST_DIR.map(PathBuf::from),
+    }
+}
+
+fn load(args: &[RedisString]) -> anyhow::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let config = Config::from_module_args(&args)?;
+    let dir = guest_dir(&config)
+        .ok_or_else(|| anyhow::anyhow!("no guest: pass `GuestDir <dir>` (see README)"))?;
+    sandbox::init(&dir, config.int(MAX_SESSIONS) as u32)?;
+    workers::start(config.int(EXECUTION_THREADS) as usize)?;
+    redis_log::notice(&format!("wasmgears: guest loaded from {}", dir.display()));
+    settings::install(config);
+    Ok(())
+}
+
+fn init(_ctx: &Context, args: &[RedisString]) -> Status {
+    match std::panic::catch_unwind(|| load(args)) {
+        Ok(Ok(())) => Status::Ok,
+        Ok(Err(e)) => {
+            redis_log::warning(&format!("wasmgears: failed to load: {e:#}"));
+            Status::Err
+        }
+        Err(_) => {
+            redis_log::warning("wasmgears: failed to load (internal error)");
+            Status::Err
+        }
+    }
+}
+
+/// Unloading is refused: worker and ticker threads and the engine cannot be torn down
+/// safely while Redis keeps the .so mapped.
+fn deinit(_ctx: &Context) -> Status {
+    Status::Err
+}
+
+fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::pyexecute::pyexecute)
+}
+
+fn config_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::config::config_get)
+}
+
+fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::config::config_set)
+}
+
+// Outside `cargo test`: the Redis allocator aborts when no Redis is around.
+#[cfg(not(test))]
+mod entry {
+    use super::*;
+    use redis_module::redis_module;
+
+    redis_module! {
+        name: "rg",
+        version: 1,
+        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+        data_types: [],
+        init: init,
+        deinit: deinit,
+        commands: [
+            ["rg.pyexecute", pyexecute, "write", 0, 0, 0, ""],
+            ["rg.configget", config_get, "readonly", 0, 0, 0, ""],
+            ["rg.configset", config_set, "readonly", 0, 0, 0, ""],
+        ],
+    }
+}

@@ -1,0 +1,124 @@
+//! The guest's imports (module `gears`): run a Redis command, log, read configuration.
+//! Guest memory is only touched through wasmtime's bounds-checked slices.
+
+use super::limits::MemoryLimiter;
+use crate::codec::{decode_args, Reply};
+use wasmtime::{Caller, Extern, Linker, Memory};
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+
+/// Runs Redis commands for the guest in whatever context the current entry has (a worker
+/// holding a blocked client, the main thread, ...). Set before each entry, cleared after.
+pub trait RedisCaller: Send {
+    fn call(&mut self, args: &[&[u8]]) -> Reply;
+}
+
+pub struct HostState {
+    pub(super) wasi: WasiP1Ctx,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) redis: Option<Box<dyn RedisCaller>>,
+}
+
+type GuestCaller<'a> = Caller<'a, HostState>;
+
+fn memory(caller: &mut GuestCaller<'_>) -> wasmtime::Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => wasmtime::bail!("guest exports no memory"),
+    }
+}
+
+fn read_bytes(caller: &mut GuestCaller<'_>, ptr: u32, len: u32) -> wasmtime::Result<Vec<u8>> {
+    let mem = memory(caller)?;
+    let range = ptr as usize..(ptr as usize).saturating_add(len as usize);
+    match mem.data(&caller).get(range) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => wasmtime::bail!("guest passed an out-of-bounds buffer"),
+    }
+}
+
+/// Copies `bytes` into a fresh guest allocation and stores its address and length at
+/// `ptr_out`/`len_out`. Returns false when the guest cannot allocate that much.
+fn give_to_guest(
+    caller: &mut GuestCaller<'_>,
+    bytes: &[u8],
+    ptr_out: u32,
+    len_out: u32,
+) -> wasmtime::Result<bool> {
+    let Ok(len) = u32::try_from(bytes.len()) else {
+        return Ok(false);
+    };
+    let alloc = match caller.get_export("gears_alloc") {
+        Some(Extern::Func(f)) => f.typed::<u32, u32>(&caller)?,
+        _ => wasmtime::bail!("guest exports no gears_alloc"),
+    };
+    let ptr = alloc.call(&mut *caller, len)?;
+    if ptr == 0 {
+        return Ok(false);
+    }
+    let mem = memory(caller)?;
+    mem.write(&mut *caller, ptr as usize, bytes)?;
+    mem.write(&mut *caller, ptr_out as usize, &ptr.to_le_bytes())?;
+    mem.write(&mut *caller, len_out as usize, &len.to_le_bytes())?;
+    Ok(true)
+}
+
+fn call(
+    mut caller: GuestCaller<'_>,
+    args_ptr: u32,
+    args_len: u32,
+    reply_ptr: u32,
+    reply_len: u32,
+) -> wasmtime::Result<i32> {
+    let raw = read_bytes(&mut caller, args_ptr, args_len)?;
+    let reply = match decode_args(&raw) {
+        Ok(args) if args.is_empty() => Reply::Error(b"ERR wrong number of arguments".to_vec()),
+        Ok(args) => match caller.data_mut().redis.as_mut() {
+            Some(redis) => redis.call(&args),
+            None => Reply::Error(b"ERR execute() is not available here".to_vec()),
+        },
+        Err(e) => Reply::Error(format!("ERR malformed command from the sandbox: {e}").into_bytes()),
+    };
+    let encoded = reply.to_bytes();
+    Ok(
+        if give_to_guest(&mut caller, &encoded, reply_ptr, reply_len)? {
+            0
+        } else {
+            -1
+        },
+    )
+}
+
+fn log(mut caller: GuestCaller<'_>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
+    let msg = read_bytes(&mut caller, ptr, len)?;
+    let line = format!("GEARS: {}", String::from_utf8_lossy(&msg));
+    match level {
+        0 => crate::redis_log::debug(&line),
+        1 => crate::redis_log::verbose(&line),
+        3 => crate::redis_log::warning(&line),
+        _ => crate::redis_log::notice(&line),
+    }
+    Ok(())
+}
+
+fn config_get(
+    mut caller: GuestCaller<'_>,
+    key_ptr: u32,
+    key_len: u32,
+    out_ptr: u32,
+    out_len: u32,
+) -> wasmtime::Result<i32> {
+    let key = read_bytes(&mut caller, key_ptr, key_len)?;
+    let value = crate::settings::lookup_for_script(&String::from_utf8_lossy(&key));
+    match value {
+        Some(v) => Ok(give_to_guest(&mut caller, v.as_bytes(), out_ptr, out_len)? as i32),
+        None => Ok(0),
+    }
+}
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    p1::add_to_linker_sync(linker, |state: &mut HostState| &mut state.wasi)?;
+    linker.func_wrap("gears", "call", call)?;
+    linker.func_wrap("gears", "log", log)?;
+    linker.func_wrap("gears", "config_get", config_get)?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The sandbox limits every session obeys, changeable at run time by RG.CONFIGSET.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use wasmtime::ResourceLimiter;
+
+static MEMORY_CAP_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
+static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(5000);
+/// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).
+static GUEST_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// How often the epoch ticker advances; deadlines are rounded up to it.
+pub const EPOCH_TICK_MS: u64 = 10;
+/// Growth beyond this many table elements is refused (CPython needs about 10k).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+pub fn set_memory_cap_mb(mb: i64) {
+    MEMORY_CAP_BYTES.store((mb.max(1) as usize) << 20, Ordering::Relaxed);
+}
+
+pub fn set_time_limit_ms(ms: i64) {
+    TIME_LIMIT_MS.store(ms.max(1) as u64, Ordering::Relaxed);
+}
+
+pub fn time_limit_ms() -> u64 {
+    TIME_LIMIT_MS.load(Ordering::Relaxed)
+}
+
+/// Epoch ticks a call may run for under the current time limit.
+pub fn deadline_ticks() -> u64 {
+    time_limit_ms().div_ceil(EPOCH_TICK_MS) + 1
+}
+
+pub fn guest_memory_bytes() -> usize {
+    GUEST_MEMORY_BYTES.load(Ordering::Relaxed)
+}
+
+/// Per-store memory accounting: refuses growth past the cap (the guest's malloc then fails
+/// and Python raises MemoryError) and keeps the process-wide total.
+#[derive(Default)]
+pub struct MemoryLimiter {
+    current: usize,
+}
+
+impl MemoryLimiter {
+    fn account(&mut self, desired: usize) {
+        GUEST_MEMORY_BYTES.fetch_add(desired - self.current.min(desired), Ordering::Relaxed);
+        self.current = desired;
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if self.current == 0 {
+            self.account(current);
+        }
+        if desired > MEMORY_CAP_BYTES.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        self.account(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        GUEST_MEMORY_BYTES.fetch_sub(self.current, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,45 @@
+//! The process-wide configuration, shared by commands and the sandbox.
+
+use crate::config::{
+    Config, ConfigError, SetOutcome, Value, SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
+};
+use crate::sandbox::limits;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+static SETTINGS: OnceLock<Mutex<Config>> = OnceLock::new();
+
+fn settings() -> MutexGuard<'static, Config> {
+    let lock = SETTINGS.get_or_init(|| Mutex::new(Config::default()));
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Pushes the limits the sandbox reads on its hot paths.
+fn apply_limits(config: &Config) {
+    limits::set_memory_cap_mb(config.int(SANDBOX_MEMORY_MB));
+    limits::set_time_limit_ms(config.int(SANDBOX_TIME_LIMIT_MS));
+}
+
+/// Installs the configuration parsed from the module arguments.
+pub fn install(config: Config) {
+    apply_limits(&config);
+    *settings() = config;
+}
+
+pub fn get(name: &str) -> Result<Value, ConfigError> {
+    settings().get(name)
+}
+
+pub fn int(name: &str) -> i64 {
+    settings().int(name)
+}
+
+pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
+    let mut config = settings();
+    let outcome = config.set(name, value, false)?;
+    apply_limits(&config);
+    Ok(outcome)
+}
+
+pub fn lookup_for_script(name: &str) -> Option<String> {
+    settings().lookup_for_script(name)
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the guest: the C glue linked with libpython into a WASI reactor, the stdlib zip with
+# the `gears` runtime added, then a Wizer snapshot (CPython booted, runtime imported) and its
+# precompiled .cwasm for the host's engine configuration.
+#
+# usage: wasm/build.sh <python-wasi output dir>     (prints the guest dir on stdout)
+# Cached in $WASMGEARS_CACHE/guest-<hash of every input>.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+PY=$1
+cache=${WASMGEARS_CACHE:-$HOME/.cache/wasmgears}
+
+key=$( { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py \
+         "$top/tools/snapshot/src/main.rs" "$top/tools/snapshot/Cargo.toml" \
+         "$top/src/sandbox/engine_config.rs" "$top/Cargo.lock"; } | sha256sum | cut -c1-16)
+OUT=$cache/guest-$key
+if [ -f "$OUT/.done" ]; then echo "guest: cached at $OUT" >&2; echo "$OUT"; exit 0; fi
+
+echo "guest: building $OUT" >&2
+# The whole workspace, so cargo unifies features exactly as for the module (else wasmtime
+# would be compiled twice, ~10 min each).
+(cd "$top" && cargo build --release -q --workspace >&2)
+T=$OUT.tmp && rm -rf "$T" && mkdir -p "$T/lib" "$T/sysroot/include" "$T/sysroot/lib"
+S=$T/sysroot
+ln -s /usr/include/wasm32-wasi "$S/include/wasm32-wasi"
+ln -s /usr/lib/wasm32-wasi "$S/lib/wasm32-wasi"
+
+# The 8 MiB shadow stack is what CPython needs; the wasm default of 64 KiB is far too small.
+clang-19 --target=wasm32-wasi --sysroot="$S" -O2 -Wall -Werror -I"$PY/include" \
+  -mexec-model=reactor -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
+  "$here/glue.c" "$here/codec.c" -o "$T/gears-raw.wasm" \
+  -L"$PY/lib" -lpython3.13 $(cd "$PY/lib" && ls lib*.a | grep -v -e '^libpython3.13.a$' -e '^libz.a$' | sed 's/^lib\(.*\)\.a$/-l\1/') -lz \
+  -ldl -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm
+
+cp "$PY/stdlib/python313.zip" "$T/lib/python313.zip"
+"$PY/native/python" - "$top/python-wasi/stdlib-zip.py" "$here/gears" "$T/lib/python313.zip" <<'PYEOF'
+import importlib.util, pathlib, sys, zipfile
+spec = importlib.util.spec_from_file_location("stdlib_zip", sys.argv[1])
+stdlib_zip = importlib.util.module_from_spec(spec); spec.loader.exec_module(stdlib_zip)
+root = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(sys.argv[3], "a") as zf:
+    for path in sorted(root.rglob("*.py")):
+        stdlib_zip.compile_into(zf, root, path)
+PYEOF
+
+"$top/target/release/wasmgears-snapshot" "$T/gears-raw.wasm" "$T/lib" "$T/gears.wasm" "$T/gears.cwasm"
+rm -rf "$T/sysroot" "$T/gears-raw.wasm"
+rm -rf "$OUT" && mv "$T" "$OUT" && touch "$OUT/.done"
+echo "guest: done -> $OUT" >&2
+echo "$OUT"

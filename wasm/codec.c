@@ -1,0 +1,129 @@
+/* Encoding of command args and decoding of replies; see codec.h for the format. */
+#include "codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64 /* deeper replies are refused rather than risking the C stack */
+
+static int reserve(codec_buf *b, size_t more) {
+    if (b->len + more <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more) cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (!p) { PyErr_NoMemory(); return -1; }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(codec_buf *b, const void *src, size_t n) {
+    if (reserve(b, n) < 0) return -1;
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int put_u32(codec_buf *b, uint32_t v) { return put(b, &v, 4); } /* wasm32 is little-endian */
+
+int codec_put_args(codec_buf *b, PyObject *parts) {
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    if (put_u32(b, (uint32_t)n) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        char *s;
+        Py_ssize_t len;
+        if (PyBytes_Check(part)) {
+            if (PyBytes_AsStringAndSize(part, &s, &len) < 0) return -1;
+        } else if (PyUnicode_Check(part)) {
+            s = (char *)PyUnicode_AsUTF8AndSize(part, &len);
+            if (!s) return -1;
+        } else {
+            PyErr_SetString(PyExc_TypeError, "command arguments must be bytes or str");
+            return -1;
+        }
+        if (put_u32(b, (uint32_t)len) < 0 || put(b, s, (size_t)len) < 0) return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    PyObject *error_type;
+} reader;
+
+static PyObject *truncated(void) {
+    PyErr_SetString(PyExc_ValueError, "malformed reply from host");
+    return NULL;
+}
+
+static int take(reader *r, void *dst, size_t n) {
+    if ((size_t)(r->end - r->p) < n) return -1;
+    memcpy(dst, r->p, n);
+    r->p += n;
+    return 0;
+}
+
+static PyObject *text(const uint8_t *s, uint32_t n) {
+    PyObject *str = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+    if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
+    PyErr_Clear(); /* binary data: RedisGears hands it over as a bytearray */
+    return PyByteArray_FromStringAndSize((const char *)s, n);
+}
+
+static PyObject *decode(reader *r, int depth) {
+    uint8_t tag;
+    uint32_t n;
+    if (depth > MAX_DEPTH) return PyErr_Format(PyExc_ValueError, "reply nested deeper than %d", MAX_DEPTH);
+    if (take(r, &tag, 1) < 0) return truncated();
+    switch (tag) {
+    case '$': case '+': case '-': {
+        if (take(r, &n, 4) < 0 || (size_t)(r->end - r->p) < n) return truncated();
+        const uint8_t *s = r->p;
+        r->p += n;
+        if (tag != '-') return text(s, n);
+        PyObject *msg = PyUnicode_DecodeUTF8((const char *)s, n, "replace");
+        if (!msg) return NULL;
+        PyObject *err = PyObject_CallOneArg(r->error_type, msg);
+        Py_DECREF(msg);
+        return err;
+    }
+    case ':': {
+        int64_t v;
+        if (take(r, &v, 8) < 0) return truncated();
+        return PyLong_FromLongLong(v);
+    }
+    case ',': {
+        double v;
+        if (take(r, &v, 8) < 0) return truncated();
+        return PyFloat_FromDouble(v);
+    }
+    case '_':
+        Py_RETURN_NONE;
+    case '*': {
+        if (take(r, &n, 4) < 0) return truncated();
+        if (n > (size_t)(r->end - r->p)) return truncated(); /* each element takes >= 1 byte */
+        PyObject *list = PyList_New(n);
+        if (!list) return NULL;
+        for (uint32_t i = 0; i < n; i++) {
+            PyObject *item = decode(r, depth + 1);
+            if (!item) { Py_DECREF(list); return NULL; }
+            PyList_SET_ITEM(list, i, item);
+        }
+        return list;
+    }
+    default:
+        return truncated();
+    }
+}
+
+PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type) {
+    reader r = {data, data + len, error_type};
+    PyObject *value = decode(&r, 0);
+    if (value && PyObject_TypeCheck(value, (PyTypeObject *)error_type)) {
+        PyErr_SetObject(error_type, value); /* a top-level error reply raises */
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}

@@ -1,0 +1,28 @@
+/* The host<->guest value encoding (the same as src/codec.rs), all integers little-endian.
+ *   command args:  u32 argc, then argc x (u32 len, bytes)
+ *   reply:         one tagged value:
+ *     '$' u32 len bytes   bulk string      '+' u32 len bytes   status
+ *     '-' u32 len bytes   error            ':' i64             integer
+ *     ',' f64             double           '_'                 null
+ *     '*' u32 n, n values array                                                               */
+#ifndef GEARS_CODEC_H
+#define GEARS_CODEC_H
+
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} codec_buf;
+
+/* Appends a list of bytes/str objects as command args. -1 with a Python error set on failure. */
+int codec_put_args(codec_buf *buf, PyObject *parts);
+
+/* Decodes a reply into Python objects: bulk/status -> str (bytearray if not UTF-8),
+ * integer -> int, double -> float, null -> None, array -> list. An error reply at the top
+ * level raises `error_type`; nested error replies become its instances. */
+PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type);
+
+#endif

@@ -1,0 +1,162 @@
+"""The `gears` runtime: what a RedisGears 1.2 script finds in its globals.
+
+Imported once at build time (inside the Wizer snapshot). Every session is its own wasm
+instance, so the module-level state here belongs to exactly one session.
+"""
+import builtins
+import random
+import sys
+import traceback
+import types
+
+import _gears_host
+
+error = _gears_host.error  # gears.error: a Redis error reply
+
+
+class forcestopped(Exception):
+    """gears.forcestopped: the execution was aborted."""
+
+
+class flat_error(Exception):
+    """gears.flat_error: reported verbatim, without a traceback."""
+
+
+forcestopped.__module__ = flat_error.__module__ = "gears"
+
+_LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
+
+
+def execute(command, *args):
+    """Runs a Redis command and returns its reply; an error reply raises gears.error."""
+    if not isinstance(command, str):
+        raise error("the given command must be a string")
+    parts = [command]
+    for arg in args:
+        parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
+    return _gears_host.call(parts)
+
+
+def log(msg, level="notice"):
+    """Writes `GEARS: <msg>` to the Redis log."""
+    if not isinstance(msg, str):
+        raise error("log message must be a string")
+    if level not in _LOG_LEVELS:
+        raise error("unknown log level %s" % level)
+    _gears_host.log(_LOG_LEVELS[level], msg)
+
+
+def configGet(key):
+    """A RedisGears configuration value (or extra config) as str, or None."""
+    if not isinstance(key, str):
+        raise error("config key must be a string")
+    return _gears_host.config_get(key)
+
+
+def gearsConfigGet(key, default=None):
+    value = configGet(key)
+    return default if value is None else value
+
+
+def flatError(msg):
+    return flat_error(msg)
+
+
+class GearsBuilder:
+    """GB() flows arrive with the executions work; until then building one says so."""
+
+    def __init__(self, reader="KeysReader", defaultArg="*", desc=None):
+        if not isinstance(reader, str):
+            raise error("reader argument must be a string")
+        raise error("GearsBuilder is not yet supported by this build of wasmgears")
+
+
+def _not_yet(name):
+    def unsupported(*args, **kwargs):
+        raise error("%s is not yet supported by this build of wasmgears" % name)
+
+    unsupported.__name__ = name
+    return unsupported
+
+
+def _deprecated(name, func):
+    def wrapper(*args, **kwargs):
+        log("%s is deprecated, use %s instead" % (name, func.__name__), level="warning")
+        return func(*args, **kwargs)
+
+    wrapper.__name__ = name
+    return wrapper
+
+
+def _make_redisgears_module():
+    mod = types.ModuleType("redisgears", "RedisGears host functions")
+    mod.executeCommand = execute
+    mod.log = log
+    mod.config_get = configGet
+    mod.flatError = flatError
+    mod.registerTimeEvent = _not_yet("registerTimeEvent")
+    mod.GearsError = error
+    mod.GearsForceStopped = forcestopped
+    mod.GearsFlatError = flat_error
+    return mod
+
+
+redisgears = _make_redisgears_module()
+sys.modules["redisgears"] = redisgears
+
+
+def _base_globals():
+    g = {
+        "__builtins__": builtins,
+        "__name__": "__main__",
+        "GearsBuilder": GearsBuilder,
+        "GB": GearsBuilder,
+        "execute": execute,
+        "log": log,
+        "configGet": configGet,
+        "gearsConfigGet": gearsConfigGet,
+        "flat_error": flatError,
+        "redisgears": redisgears,
+        "rg": redisgears,
+        "Log": _deprecated("Log", log),
+        "ConfigGet": _deprecated("ConfigGet", configGet),
+        "GearsConfigGet": _deprecated("GearsConfigGet", gearsConfigGet),
+    }
+    for name in ("atomic", "hashtag", "registerTE", "gearsFuture", "isAsyncAllow", "call_next",
+                 "get_command", "override_reply", "createFuture", "setFutureResults",
+                 "setFutureException", "runCoroutine"):
+        g[name] = _not_yet(name)
+    return g
+
+
+_BASE = _base_globals()
+session_globals = None  # the globals of this session's script, shared by its later callbacks
+
+
+def format_error(exc, tb):
+    """The error text of spec §2.9, as RedisGears' getPyError() builds it."""
+    if isinstance(exc, flat_error):
+        return str(exc)
+    try:
+        if tb is not None and configGet("PythonAttemptTraceback") != "0":
+            return str(traceback.format_exception(type(exc), exc, tb))
+        return "Error type: %s, Value: %s" % (type(exc), exc)
+    except BaseException:  # e.g. MemoryError while formatting
+        return "Error type: %s" % type(exc).__name__
+
+
+def _exec_script(source):
+    """Runs a script's top level in a fresh copy of the base globals. None, or the error text."""
+    global session_globals
+    session_globals = dict(_BASE)
+    try:
+        code = compile(source, "<string>", "exec")
+        exec(code, session_globals)
+        return None
+    except BaseException as exc:
+        # Drop this function's own frame: the user sees only their script's frames.
+        return format_error(exc, exc.__traceback__.tb_next)
+
+
+def _reseed():
+    random.seed()

@@ -1,0 +1,159 @@
+/* The guest's C side: boots CPython at snapshot time, exposes the exports the host calls,
+ * and the `_gears_host` built-in module through which Python reaches the host imports.
+ * Values crossing the boundary use the encoding of codec.h (decoded here, in C). */
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define EXPORT(name) __attribute__((export_name(name)))
+#define IMPORT(name) __attribute__((import_module("gears"), import_name(name)))
+
+/* Host imports. Replies are written into memory the host allocates with gears_alloc. */
+IMPORT("call") int32_t host_call(const uint8_t *args, uint32_t len, uint8_t **reply, uint32_t *reply_len);
+IMPORT("log") void host_log(int32_t level, const char *msg, uint32_t len);
+IMPORT("config_get") int32_t host_config_get(const char *key, uint32_t len, uint8_t **value, uint32_t *value_len);
+
+static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
+static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None | str */
+static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
+
+EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
+EXPORT("gears_free") void gears_free(void *p) { free(p); }
+
+/* ---- _gears_host: call / log / config_get ---------------------------------------------- */
+
+static PyObject *host_module_call(PyObject *self, PyObject *parts) {
+    if (!PyList_Check(parts)) return PyErr_Format(PyExc_TypeError, "call() takes a list of bytes");
+    codec_buf args = {0};
+    if (codec_put_args(&args, parts) < 0) { free(args.data); return NULL; }
+    uint8_t *reply = NULL;
+    uint32_t reply_len = 0;
+    int32_t rc = host_call(args.data, (uint32_t)args.len, &reply, &reply_len);
+    free(args.data);
+    if (rc != 0) {
+        free(reply);
+        return PyErr_Format(PyExc_MemoryError, "the reply of the command did not fit in the sandbox");
+    }
+    PyObject *value = codec_reply_to_python(reply, reply_len, gears_error);
+    free(reply);
+    return value;
+}
+
+static PyObject *host_module_log(PyObject *self, PyObject *args) {
+    int level;
+    const char *msg;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#", &level, &msg, &len)) return NULL;
+    host_log(level, msg, (uint32_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyObject *host_module_config_get(PyObject *self, PyObject *key) {
+    Py_ssize_t len;
+    const char *k = PyUnicode_AsUTF8AndSize(key, &len);
+    if (!k) return NULL;
+    uint8_t *value = NULL;
+    uint32_t value_len = 0;
+    if (!host_config_get(k, (uint32_t)len, &value, &value_len)) Py_RETURN_NONE;
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)value, value_len, "replace");
+    free(value);
+    return s;
+}
+
+static PyMethodDef host_methods[] = {
+    {"call", host_module_call, METH_O, "Run a Redis command: list of bytes -> reply."},
+    {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
+    {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef host_module_def = {PyModuleDef_HEAD_INIT, "_gears_host", NULL, -1, host_methods};
+
+static PyObject *init_host_module(void) {
+    PyObject *m = PyModule_Create(&host_module_def);
+    if (!m) return NULL;
+    gears_error = PyErr_NewException("gears.error", NULL, NULL);
+    if (!gears_error || PyModule_AddObjectRef(m, "error", gears_error) < 0) return NULL;
+    return m;
+}
+
+/* ---- snapshot-time initialisation -------------------------------------------------------- */
+
+static void fail(const char *what) {
+    if (PyErr_Occurred()) PyErr_Print();
+    host_log(3, what, (uint32_t)strlen(what));
+    abort();
+}
+
+/* Runs once, under Wizer, at build time: everything it does is frozen into the image. */
+EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
+    if (PyImport_AppendInittab("_gears_host", init_host_module) < 0) fail("inittab");
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.use_frozen_modules = 1;
+    config.write_bytecode = 0;
+    config.site_import = 0;
+    config.buffered_stdio = 0; /* every print reaches the host (the Redis log) at once */
+    config.install_signal_handlers = 0;
+    config.module_search_paths_set = 1;
+    PyStatus st = PyWideStringList_Append(&config.module_search_paths, L"/lib/python313.zip");
+    if (!PyStatus_Exception(st)) st = PyConfig_SetString(&config, &config.program_name, L"gears");
+    if (!PyStatus_Exception(st)) st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) fail("Py_InitializeFromConfig failed");
+
+    PyObject *runtime = PyImport_ImportModule("gears_runtime");
+    if (!runtime) fail("import gears_runtime failed");
+    runtime_exec = PyObject_GetAttrString(runtime, "_exec_script");
+    runtime_reseed = PyObject_GetAttrString(runtime, "_reseed");
+    if (!runtime_exec || !runtime_reseed) fail("gears_runtime is incomplete");
+}
+
+/* ---- per-session exports ----------------------------------------------------------------- */
+
+static char *out_data;
+static uint32_t out_len;
+
+static void set_out(const char *s, size_t len) {
+    free(out_data);
+    out_data = malloc(len + 1);
+    if (!out_data) { out_len = 0; return; }
+    memcpy(out_data, s, len);
+    out_len = (uint32_t)len;
+}
+
+EXPORT("gears_out_ptr") const char *gears_out_ptr(void) { return out_data; }
+EXPORT("gears_out_len") uint32_t gears_out_len(void) { return out_len; }
+
+/* Gives the session its own `random` state (the snapshot's is shared by every session). */
+EXPORT("gears_reseed") int32_t gears_reseed(void) {
+    PyObject *r = PyObject_CallNoArgs(runtime_reseed);
+    if (!r) { PyErr_Clear(); return -1; }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Runs a script's top level. Returns 0 on success, 1 with the formatted error in gears_out_*. */
+EXPORT("gears_exec_script") int32_t gears_exec_script(const char *src, uint32_t len) {
+    PyObject *source = PyBytes_FromStringAndSize(src, len);
+    PyObject *result = source ? PyObject_CallOneArg(runtime_exec, source) : NULL;
+    Py_XDECREF(source);
+    if (!result) {
+        /* The runtime itself failed (typically MemoryError while formatting). */
+        PyObject *exc = PyErr_GetRaisedException();
+        const char *name = exc ? Py_TYPE(exc)->tp_name : "unknown error";
+        Py_XDECREF(exc);
+        set_out(name, strlen(name));
+        return 1;
+    }
+    if (result == Py_None) { Py_DECREF(result); set_out("", 0); return 0; }
+    Py_ssize_t n;
+    const char *msg = PyUnicode_AsUTF8AndSize(result, &n);
+    if (msg) set_out(msg, (size_t)n);
+    else { PyErr_Clear(); set_out("error", 5); }
+    Py_DECREF(result);
+    return 1;
+}
