@@ -6,6 +6,7 @@ pub mod config;
 pub mod pyexecute_args;
 
 mod commands;
+mod info;
 mod redis_call;
 mod redis_log;
 mod sandbox;

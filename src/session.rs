@@ -11,7 +11,6 @@ static LIVE_SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Session {
     pub id: String,
-    pub description: Option<String>,
     /// One thread at a time runs this session's Python (its "GIL").
     guest: Mutex<Guest>,
 }
@@ -42,17 +41,13 @@ pub fn random_id() -> String {
 }
 
 impl Session {
-    pub fn create(
-        id: Option<String>,
-        description: Option<String>,
-    ) -> Result<Arc<Session>, SandboxError> {
+    pub fn create(id: Option<String>) -> Result<Arc<Session>, SandboxError> {
         let rt = sandbox::runtime()
             .ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
         LIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(Session {
             id: id.unwrap_or_else(random_id),
-            description,
             guest: Mutex::new(guest),
         }))
     }

@@ -29,10 +29,6 @@ pub fn get(name: &str) -> Result<Value, ConfigError> {
     settings().get(name)
 }
 
-pub fn int(name: &str) -> i64 {
-    settings().int(name)
-}
-
 pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
     let mut config = settings();
     let outcome = config.set(name, value, false)?;

@@ -277,4 +277,7 @@ def test_sessions_are_freed(fresh_server):
     after = rss_kib(fresh_server.pid)
     growth_mib = (after - before) / 1024
     assert growth_mib < 64, f"RSS grew by {growth_mib:.1f} MiB over 1000 sessions ({before} -> {after} KiB)"
+    # Every instance was dropped with its last holder: none alive, no guest memory held.
+    assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, timeout=5)
+    assert r.info("rg")["rg_guest_memory_bytes"] == 0
     assert_healthy(r)

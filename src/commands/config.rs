@@ -28,7 +28,7 @@ pub fn config_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 pub fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 3 || args.len() % 2 == 0 {
+    if args.len() < 3 || args.len().is_multiple_of(2) {
         return Err(RedisError::WrongArity);
     }
     let items = args[1..]

@@ -57,8 +57,7 @@ fn run_script(
     args: PyExecuteArgs,
     tsc: Arc<ThreadSafeContext<redis_module::BlockedClient>>,
 ) -> RedisResult {
-    let session = Session::create(args.id, args.description)
-        .map_err(|e| RedisError::String(e.to_string()))?;
+    let session = Session::create(args.id).map_err(|e| RedisError::String(e.to_string()))?;
     let outcome = session.exec_script(&args.script, Box::new(WorkerCaller(tsc)));
     match outcome {
         Ok(ScriptOutcome::Ok) => Ok(RedisValue::SimpleStringStatic("OK")),

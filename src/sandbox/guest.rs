@@ -141,11 +141,6 @@ impl Guest {
             Ok(ScriptOutcome::PythonError(text))
         })
     }
-
-    /// Bytes of linear memory this guest holds.
-    pub fn memory_bytes(&self) -> usize {
-        self.exports.memory.data_size(&self.store)
-    }
 }
 
 fn classify(e: wasmtime::Error) -> SandboxError {

@@ -140,8 +140,11 @@ def format_error(exc, tb):
     try:
         if tb is not None and configGet("PythonAttemptTraceback") != "0":
             return str(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:  # e.g. MemoryError, or the stdlib made unreadable by the script
+        pass
+    try:
         return "Error type: %s, Value: %s" % (type(exc), exc)
-    except BaseException:  # e.g. MemoryError while formatting
+    except BaseException:
         return "Error type: %s" % type(exc).__name__
 
 
