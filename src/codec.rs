@@ -96,11 +96,28 @@ pub fn decode_args(data: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
     if argc > data.len() / 4 {
         return Err(CodecError::Truncated);
     }
-    let args = (0..argc)
-        .map(|_| cur.bytes())
-        .collect::<Result<Vec<_>, _>>()?;
+    let args = (0..argc).map(|_| cur.bytes()).collect::<Result<Vec<_>, _>>()?;
     cur.finish()?;
     Ok(args)
+}
+
+/// Decodes a batch of commands: `u32 n`, then n command-args encodings.
+pub fn decode_batch(data: &[u8]) -> Result<Vec<Vec<&[u8]>>, CodecError> {
+    let mut cur = Cursor { data };
+    let n = cur.u32()?;
+    if n > data.len() / 4 {
+        return Err(CodecError::Truncated);
+    }
+    let mut commands = Vec::with_capacity(n);
+    for _ in 0..n {
+        let argc = cur.u32()?;
+        if argc > cur.data.len() / 4 {
+            return Err(CodecError::Truncated);
+        }
+        commands.push((0..argc).map(|_| cur.bytes()).collect::<Result<Vec<_>, _>>()?);
+    }
+    cur.finish()?;
+    Ok(commands)
 }
 
 impl Reply {
@@ -164,9 +181,7 @@ fn decode_value(cur: &mut Cursor<'_>, depth: usize) -> Result<Reply, CodecError>
             if n > cur.data.len() {
                 return Err(CodecError::Truncated);
             }
-            let items = (0..n)
-                .map(|_| decode_value(cur, depth + 1))
-                .collect::<Result<_, _>>()?;
+            let items = (0..n).map(|_| decode_value(cur, depth + 1)).collect::<Result<_, _>>()?;
             Reply::Array(items)
         }
         other => return Err(CodecError::UnknownTag(other)),
@@ -187,17 +202,22 @@ mod tests {
     #[test]
     fn args_refuse_truncated_trailing_and_huge_counts() {
         let enc = encode_args(&[b"GET", b"key"]);
-        assert_eq!(
-            decode_args(&enc[..enc.len() - 1]),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(decode_args(&enc[..enc.len() - 1]), Err(CodecError::Truncated));
         let mut longer = enc.clone();
         longer.push(0);
         assert_eq!(decode_args(&longer), Err(CodecError::Trailing));
-        assert_eq!(
-            decode_args(&u32::MAX.to_le_bytes()),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(decode_args(&u32::MAX.to_le_bytes()), Err(CodecError::Truncated));
+    }
+
+    #[test]
+    fn batches_decode_and_refuse_truncation() {
+        let mut enc = 2u32.to_le_bytes().to_vec();
+        enc.extend(encode_args(&[b"TYPE", b"k"]));
+        enc.extend(encode_args(&[b"GET", b"k"]));
+        let batch = decode_batch(&enc).unwrap();
+        assert_eq!(batch, vec![vec![&b"TYPE"[..], b"k"], vec![&b"GET"[..], b"k"]]);
+        assert_eq!(decode_batch(&enc[..enc.len() - 1]), Err(CodecError::Truncated));
+        assert_eq!(decode_batch(&[9, 9, 9, 9]), Err(CodecError::Truncated));
     }
 
     #[test]
@@ -216,14 +236,8 @@ mod tests {
 
     #[test]
     fn reply_layout_is_the_documented_one() {
-        assert_eq!(
-            Reply::Bulk(b"ab".to_vec()).to_bytes(),
-            b"$\x02\x00\x00\x00ab"
-        );
-        assert_eq!(
-            Reply::Int(1).to_bytes(),
-            b":\x01\x00\x00\x00\x00\x00\x00\x00"
-        );
+        assert_eq!(Reply::Bulk(b"ab".to_vec()).to_bytes(), b"$\x02\x00\x00\x00ab");
+        assert_eq!(Reply::Int(1).to_bytes(), b":\x01\x00\x00\x00\x00\x00\x00\x00");
         assert_eq!(Reply::Null.to_bytes(), b"_");
     }
 
@@ -235,9 +249,6 @@ mod tests {
         }
         assert_eq!(Reply::decode(&deep.to_bytes()), Err(CodecError::TooDeep));
         assert_eq!(Reply::decode(b"?"), Err(CodecError::UnknownTag(b'?')));
-        assert_eq!(
-            Reply::decode(b"*\xff\xff\xff\xff"),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(Reply::decode(b"*\xff\xff\xff\xff"), Err(CodecError::Truncated));
     }
 }

@@ -37,100 +37,39 @@ struct Key {
 }
 
 const fn int_key(name: &'static str, default: fn() -> Value, settable: Settable, min: i64) -> Key {
-    Key {
-        name,
-        default,
-        settable,
-        min: Some(min),
-    }
+    Key { name, default, settable, min: Some(min) }
 }
 
 const fn str_key(name: &'static str, default: fn() -> Value, settable: Settable) -> Key {
-    Key {
-        name,
-        default,
-        settable,
-        min: None,
-    }
+    Key { name, default, settable, min: None }
 }
 
 /// Built-in keys, with their defaults. Names are matched case-sensitively by CONFIGGET and
 /// case-insensitively by CONFIGSET and module arguments, as RedisGears does.
 const KEYS: &[Key] = &[
-    int_key("MaxExecutions", || Value::Int(1000), Settable::Runtime, 1),
-    int_key(
-        "MaxExecutionsPerRegistration",
-        || Value::Int(100),
-        Settable::Runtime,
-        0,
-    ),
+    int_key(MAX_EXECUTIONS, || Value::Int(1000), Settable::Runtime, 1),
+    int_key("MaxExecutionsPerRegistration", || Value::Int(100), Settable::Runtime, 0),
     int_key("ProfileExecutions", || Value::Int(0), Settable::Runtime, 0),
-    int_key(
-        "PythonAttemptTraceback",
-        || Value::Int(1),
-        Settable::Runtime,
-        0,
-    ),
+    int_key("PythonAttemptTraceback", || Value::Int(1), Settable::Runtime, 0),
     int_key("ExecutionThreads", || Value::Int(3), Settable::LoadOnly, 1),
-    int_key(
-        "ExecutionMaxIdleTime",
-        || Value::Int(5000),
-        Settable::Runtime,
-        0,
-    ),
-    int_key(
-        "PythonInstallReqMaxIdleTime",
-        || Value::Int(30000),
-        Settable::Runtime,
-        0,
-    ),
+    int_key("ExecutionMaxIdleTime", || Value::Int(5000), Settable::Runtime, 0),
+    int_key("PythonInstallReqMaxIdleTime", || Value::Int(30000), Settable::Runtime, 0),
     int_key("SendMsgRetries", || Value::Int(3), Settable::Runtime, 0),
     int_key("CreateVenv", || Value::Int(0), Settable::PythonLoadOnly, 0),
-    int_key(
-        "DownloadDeps",
-        || Value::Int(0),
-        Settable::PythonLoadOnly,
-        0,
-    ),
-    int_key(
-        "ForceDownloadDepsOnEnterprise",
-        || Value::Int(0),
-        Settable::PythonLoadOnly,
-        0,
-    ),
-    int_key(
-        "OverridePythonAllocators",
-        || Value::Int(1),
-        Settable::PythonLoadOnly,
-        0,
-    ),
-    str_key(
-        "DependenciesUrl",
-        || Value::Str(String::new()),
-        Settable::PythonLoadOnly,
-    ),
-    str_key(
-        "DependenciesSha256",
-        || Value::Str(String::new()),
-        Settable::PythonLoadOnly,
-    ),
-    str_key(
-        "PythonInstallationDir",
-        || Value::Str("/var/opt/redislabs/modules/rg".into()),
-        Settable::PythonLoadOnly,
-    ),
+    int_key("DownloadDeps", || Value::Int(0), Settable::PythonLoadOnly, 0),
+    int_key("ForceDownloadDepsOnEnterprise", || Value::Int(0), Settable::PythonLoadOnly, 0),
+    int_key("OverridePythonAllocators", || Value::Int(1), Settable::PythonLoadOnly, 0),
+    str_key("DependenciesUrl", || Value::Str(String::new()), Settable::PythonLoadOnly),
+    str_key("DependenciesSha256", || Value::Str(String::new()), Settable::PythonLoadOnly),
+    str_key("PythonInstallationDir", || Value::Str("/var/opt/redislabs/modules/rg".into()), Settable::PythonLoadOnly),
     // The sandbox's own limits.
-    int_key(
-        SANDBOX_TIME_LIMIT_MS,
-        || Value::Int(5000),
-        Settable::Runtime,
-        1,
-    ),
+    int_key(SANDBOX_TIME_LIMIT_MS, || Value::Int(5000), Settable::Runtime, 1),
     int_key(SANDBOX_MEMORY_MB, || Value::Int(256), Settable::Runtime, 32),
     int_key(MAX_SESSIONS, || Value::Int(1024), Settable::LoadOnly, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
 ];
 
+pub const MAX_EXECUTIONS: &str = "MaxExecutions";
 pub const SANDBOX_TIME_LIMIT_MS: &str = "SandboxTimeLimitMS";
 pub const SANDBOX_MEMORY_MB: &str = "SandboxMemoryMB";
 pub const MAX_SESSIONS: &str = "MaxSessions";
@@ -166,22 +105,14 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            values: KEYS.iter().map(|k| (k.default)()).collect(),
-            extra: Vec::new(),
-        }
+        Config { values: KEYS.iter().map(|k| (k.default)()).collect(), extra: Vec::new() }
     }
 }
 
 fn parse_value(key: &Key, raw: &str) -> Option<Value> {
     match key.min {
         None => Some(Value::Str(raw.to_string())),
-        Some(min) => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= min)
-            .map(Value::Int),
+        Some(min) => raw.trim().parse::<i64>().ok().filter(|v| *v >= min).map(Value::Int),
     }
 }
 
@@ -191,9 +122,7 @@ impl Config {
         let mut config = Config::default();
         let mut it = args.iter().map(AsRef::as_ref);
         while let Some(key) = it.next() {
-            let value = it
-                .next()
-                .ok_or_else(|| ConfigError::MissingValue(key.to_string()))?;
+            let value = it.next().ok_or_else(|| ConfigError::MissingValue(key.to_string()))?;
             if key.eq_ignore_ascii_case("Plugin") {
                 continue;
             }
@@ -227,10 +156,7 @@ impl Config {
         if let Some(i) = KEYS.iter().position(|k| k.name.eq_ignore_ascii_case(name)) {
             return Some(self.values[i].to_string());
         }
-        self.extra
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+        self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 
     /// RG.CONFIGSET and module arguments (`at_load` lifts the runtime restriction).
@@ -247,13 +173,10 @@ impl Config {
             match key.settable {
                 Settable::Runtime => {}
                 Settable::LoadOnly => return Err(ConfigError::NotModifiable(key.name.into())),
-                Settable::PythonLoadOnly => {
-                    return Err(ConfigError::PythonNotConfigurable(key.name.into()))
-                }
+                Settable::PythonLoadOnly => return Err(ConfigError::PythonNotConfigurable(key.name.into())),
             }
         }
-        self.values[i] =
-            parse_value(key, raw).ok_or_else(|| ConfigError::BadValue(key.name.into()))?;
+        self.values[i] = parse_value(key, raw).ok_or_else(|| ConfigError::BadValue(key.name.into()))?;
         Ok(SetOutcome::Builtin)
     }
 }
@@ -273,25 +196,12 @@ mod tests {
 
     #[test]
     fn module_args_are_case_insensitive_ignore_plugin_and_keep_extras() {
-        let c = Config::from_module_args(&[
-            "executionThreads",
-            "1",
-            "Plugin",
-            "/x.so",
-            "TestConfig",
-            "TestVal",
-        ])
-        .unwrap();
+        let c =
+            Config::from_module_args(&["executionThreads", "1", "Plugin", "/x.so", "TestConfig", "TestVal"]).unwrap();
         assert_eq!(c.int(EXECUTION_THREADS), 1);
         assert_eq!(c.get("TestConfig"), Ok(Value::Str("TestVal".into())));
-        assert_eq!(
-            c.lookup_for_script("TestConfig").as_deref(),
-            Some("TestVal")
-        );
-        assert_eq!(
-            c.lookup_for_script("maxexecutions").as_deref(),
-            Some("1000")
-        );
+        assert_eq!(c.lookup_for_script("TestConfig").as_deref(), Some("TestVal"));
+        assert_eq!(c.lookup_for_script("maxexecutions").as_deref(), Some("1000"));
     }
 
     #[test]
@@ -310,14 +220,8 @@ mod tests {
     #[test]
     fn configget_is_case_sensitive_for_builtins() {
         let c = Config::default();
-        assert_eq!(
-            c.get("maxexecutions"),
-            Err(ConfigError::Unsupported("maxexecutions".into()))
-        );
-        assert_eq!(
-            ConfigError::Unsupported("x".into()).to_string(),
-            "Unsupported config parameter: x"
-        );
+        assert_eq!(c.get("maxexecutions"), Err(ConfigError::Unsupported("maxexecutions".into())));
+        assert_eq!(ConfigError::Unsupported("x".into()).to_string(), "Unsupported config parameter: x");
     }
 
     #[test]
@@ -329,9 +233,7 @@ mod tests {
         assert_eq!(c.set("Foo", "baz", false), Ok(SetOutcome::Extra));
         assert_eq!(c.get("Foo"), Ok(Value::Str("baz".into())));
         assert_eq!(
-            c.set("ExecutionThreads", "2", false)
-                .unwrap_err()
-                .to_string(),
+            c.set("ExecutionThreads", "2", false).unwrap_err().to_string(),
             "Config value ExecutionThreads not modifiable at runtime"
         );
         assert_eq!(

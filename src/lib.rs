@@ -5,10 +5,15 @@ pub mod codec;
 pub mod config;
 pub mod pyexecute_args;
 
+mod blocked;
 mod commands;
+mod executions;
+mod flows;
 mod info;
 mod redis_call;
 mod redis_log;
+mod registry;
+mod reply;
 mod sandbox;
 mod session;
 mod settings;
@@ -31,8 +36,7 @@ fn guest_dir(config: &Config) -> Option<PathBuf> {
 fn load(args: &[RedisString]) -> anyhow::Result<()> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
     let config = Config::from_module_args(&args)?;
-    let dir = guest_dir(&config)
-        .ok_or_else(|| anyhow::anyhow!("no guest: pass `GuestDir <dir>` (see README)"))?;
+    let dir = guest_dir(&config).ok_or_else(|| anyhow::anyhow!("no guest: pass `GuestDir <dir>` (see README)"))?;
     sandbox::init(&dir, config.int(MAX_SESSIONS) as u32)?;
     workers::start(config.int(EXECUTION_THREADS) as usize)?;
     redis_log::notice(&format!("wasmgears: guest loaded from {}", dir.display()));
@@ -72,6 +76,30 @@ fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     commands::guarded(ctx, args, commands::config::config_set)
 }
 
+fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::dump_executions)
+}
+
+fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::get_execution)
+}
+
+fn get_results(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::get_results)
+}
+
+fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::get_results_blocking)
+}
+
+fn drop_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::drop_execution)
+}
+
+fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    commands::guarded(ctx, args, commands::executions::abort_execution)
+}
+
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
 #[cfg(not(test))]
 mod entry {
@@ -89,6 +117,12 @@ mod entry {
             ["rg.pyexecute", pyexecute, "write", 0, 0, 0, ""],
             ["rg.configget", config_get, "readonly", 0, 0, 0, ""],
             ["rg.configset", config_set, "readonly", 0, 0, 0, ""],
+            ["rg.dumpexecutions", dump_executions, "readonly", 0, 0, 0, ""],
+            ["rg.getexecution", get_execution, "readonly", 0, 0, 0, ""],
+            ["rg.getresults", get_results, "readonly", 0, 0, 0, ""],
+            ["rg.getresultsblocking", get_results_blocking, "readonly", 0, 0, 0, ""],
+            ["rg.dropexecution", drop_execution, "readonly", 0, 0, 0, ""],
+            ["rg.abortexecution", abort_execution, "readonly", 0, 0, 0, ""],
         ],
     }
 }

@@ -28,25 +28,18 @@ pub enum ArgsError {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `args` excludes the command name.
 pub fn parse<S: AsRef<[u8]>>(args: &[S]) -> Result<PyExecuteArgs, ArgsError> {
     let (script, rest) = args.split_first().ok_or(ArgsError::WrongArity)?;
-    let mut parsed = PyExecuteArgs {
-        script: script.as_ref().to_vec(),
-        ..Default::default()
-    };
+    let mut parsed = PyExecuteArgs { script: script.as_ref().to_vec(), ..Default::default() };
     let text = |s: &S| String::from_utf8_lossy(s.as_ref()).into_owned();
     let mut it = rest.iter();
     while let Some(token) = it.next() {
         let word = text(token).to_ascii_uppercase();
-        let mut value =
-            |name: &'static str| it.next().map(text).ok_or(ArgsError::MissingValue(name));
+        let mut value = |name: &'static str| it.next().map(text).ok_or(ArgsError::MissingValue(name));
         match word.as_str() {
             "UNBLOCKING" => parsed.unblocking = true,
             "UPGRADE" => parsed.upgrade = true,
@@ -82,52 +75,23 @@ mod tests {
 
     #[test]
     fn options_are_case_insensitive_and_requirements_take_the_rest() {
-        let a = parse(&[
-            "s",
-            "unblocking",
-            "Id",
-            "my_id-1",
-            "DESCRIPTION",
-            "d",
-            "upgrade",
-            "REQUIREMENTS",
-            "a",
-            "ID",
-        ])
-        .unwrap();
+        let a = parse(&["s", "unblocking", "Id", "my_id-1", "DESCRIPTION", "d", "upgrade", "REQUIREMENTS", "a", "ID"])
+            .unwrap();
         assert!(a.unblocking && a.upgrade);
         assert_eq!(a.id.as_deref(), Some("my_id-1"));
         assert_eq!(a.description.as_deref(), Some("d"));
-        assert_eq!(
-            a.requirements,
-            Some(vec!["a".to_string(), "ID".to_string()])
-        );
-        assert_eq!(
-            parse(&["s", "REQUIREMENTS"]).unwrap().requirements,
-            Some(vec![])
-        );
+        assert_eq!(a.requirements, Some(vec!["a".to_string(), "ID".to_string()]));
+        assert_eq!(parse(&["s", "REQUIREMENTS"]).unwrap().requirements, Some(vec![]));
     }
 
     #[test]
     fn errors_use_the_spec_texts() {
         let none: [&str; 0] = [];
         assert_eq!(parse(&none), Err(ArgsError::WrongArity));
-        assert_eq!(
-            parse(&["s", "ID"]).unwrap_err().to_string(),
-            "ID is missing"
-        );
-        assert_eq!(
-            parse(&["s", "DESCRIPTION"]).unwrap_err().to_string(),
-            "DESCRIPTION is missing"
-        );
-        assert_eq!(
-            parse(&["s", "REPLACE_WITH"]).unwrap_err().to_string(),
-            "REPLACE_WITH is missing"
-        );
+        assert_eq!(parse(&["s", "ID"]).unwrap_err().to_string(), "ID is missing");
+        assert_eq!(parse(&["s", "DESCRIPTION"]).unwrap_err().to_string(), "DESCRIPTION is missing");
+        assert_eq!(parse(&["s", "REPLACE_WITH"]).unwrap_err().to_string(), "REPLACE_WITH is missing");
         assert_eq!(parse(&["s", "ID", "a b"]), Err(ArgsError::BadId));
-        assert_eq!(
-            parse(&["s", "bogus"]).unwrap_err().to_string(),
-            "Unknown arguments were given: bogus"
-        );
+        assert_eq!(parse(&["s", "bogus"]).unwrap_err().to_string(), "Unknown arguments were given: bogus");
     }
 }

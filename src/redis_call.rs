@@ -1,30 +1,23 @@
 //! `execute()` from a sandbox: runs the command through RM_Call and converts its reply.
 
+use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::sandbox::RedisCaller;
 use redis_module::{
-    BlockedClient, CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context,
+    CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, DetachedFromClient,
     ThreadSafeContext,
 };
 use std::sync::Arc;
 
 /// Replicated like RedisGears' `!v` calls, with errors returned as replies.
 fn call_options() -> CallOptions {
-    CallOptionsBuilder::new()
-        .replicate()
-        .errors_as_replies()
-        .resp(CallOptionResp::Resp2)
-        .build()
+    CallOptionsBuilder::new().replicate().errors_as_replies().resp(CallOptionResp::Resp2).build()
 }
 
 fn convert(result: &CallResult<'_>) -> Reply {
     match result {
         Ok(reply) => convert_reply(reply),
-        Err(err) => Reply::Error(
-            err.to_utf8_string()
-                .unwrap_or_else(|| "ERR unknown error".into())
-                .into_bytes(),
-        ),
+        Err(err) => Reply::Error(err.to_utf8_string().unwrap_or_else(|| "ERR unknown error".into()).into_bytes()),
     }
 }
 
@@ -37,15 +30,9 @@ fn convert_reply(reply: &CallReply<'_>) -> Reply {
         CallReply::Bool(b) => Reply::Int(b.to_bool() as i64),
         CallReply::Double(d) => Reply::Double(d.to_double()),
         CallReply::Set(s) => Reply::Array(s.iter().map(|r| convert(&r)).collect()),
-        CallReply::Map(m) => Reply::Array(
-            m.iter()
-                .flat_map(|(k, v)| [convert(&k), convert(&v)])
-                .collect(),
-        ),
+        CallReply::Map(m) => Reply::Array(m.iter().flat_map(|(k, v)| [convert(&k), convert(&v)]).collect()),
         CallReply::BigNumber(n) => Reply::Bulk(n.to_string().unwrap_or_default().into_bytes()),
-        CallReply::VerbatimString(v) => {
-            Reply::Bulk(v.as_parts().map(|(_, b)| b.to_vec()).unwrap_or_default())
-        }
+        CallReply::VerbatimString(v) => Reply::Bulk(v.as_parts().map(|(_, b)| b.to_vec()).unwrap_or_default()),
         CallReply::Unknown => Reply::Null,
     }
 }
@@ -59,12 +46,38 @@ pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
     convert(&result)
 }
 
-/// `execute()` from a worker thread: takes the Redis GIL for each call.
-pub struct WorkerCaller(pub Arc<ThreadSafeContext<BlockedClient>>);
+/// `execute()` for a blocked client's worker: takes the Redis GIL for each call (or batch).
+pub struct ClientCaller(pub Arc<BlockedClient>);
 
-impl RedisCaller for WorkerCaller {
+impl RedisCaller for ClientCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        let ctx = self.0.lock();
-        run_command(&ctx, args)
+        run_command(&self.0.lock(), args)
     }
+
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        let ctx = self.0.lock();
+        Reply::Array(commands.iter().map(|c| run_command(&ctx, c)).collect())
+    }
+}
+
+/// `execute()` for work no client waits on (an UNBLOCKING execution after its id was sent).
+pub struct DetachedCaller(ThreadSafeContext<DetachedFromClient>);
+
+impl RedisCaller for DetachedCaller {
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        run_command(&self.0.lock(), args)
+    }
+
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        let ctx = self.0.lock();
+        Reply::Array(commands.iter().map(|c| run_command(&ctx, c)).collect())
+    }
+}
+
+pub fn detached() -> Box<dyn RedisCaller> {
+    Box::new(DetachedCaller(ThreadSafeContext::new()))
+}
+
+pub fn for_client(client: &Arc<BlockedClient>) -> Box<dyn RedisCaller> {
+    Box::new(ClientCaller(Arc::clone(client)))
 }

@@ -2,8 +2,10 @@
 //! script created (the RG.PYEXECUTE call now; executions, registrations and time events
 //! later). Dropping the last `Arc` drops the instance and returns its memory.
 
-use crate::sandbox::{self, Guest, RedisCaller, SandboxError, ScriptOutcome};
+use crate::codec::Reply;
+use crate::sandbox::{self, CreatedExecution, Guest, RedisCaller, SandboxError, ScriptOutcome};
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,42 +25,44 @@ pub fn live_sessions() -> usize {
 /// 40 random hex characters, like RedisGears' session ids.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 20];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
         // Unique enough without entropy: time and a counter.
         static FALLBACK: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         bytes[..16].copy_from_slice(&nanos.to_le_bytes());
-        bytes[16..]
-            .copy_from_slice(&(FALLBACK.fetch_add(1, Ordering::Relaxed) as u32).to_le_bytes());
+        bytes[16..].copy_from_slice(&(FALLBACK.fetch_add(1, Ordering::Relaxed) as u32).to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Session {
     pub fn create(id: Option<String>) -> Result<Arc<Session>, SandboxError> {
-        let rt = sandbox::runtime()
-            .ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
+        let rt = sandbox::runtime().ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
         LIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(Session {
-            id: id.unwrap_or_else(random_id),
-            guest: Mutex::new(guest),
-        }))
+        Ok(Arc::new(Session { id: id.unwrap_or_else(random_id), guest: Mutex::new(guest) }))
+    }
+
+    fn guest(&self) -> std::sync::MutexGuard<'_, Guest> {
+        self.guest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn exec_script(
         &self,
         script: &[u8],
         redis: Box<dyn RedisCaller>,
-    ) -> Result<ScriptOutcome, SandboxError> {
-        let mut guest = self.guest.lock().unwrap_or_else(|p| p.into_inner());
-        guest.exec_script(script, redis)
+    ) -> Result<(ScriptOutcome, Vec<CreatedExecution>), SandboxError> {
+        self.guest().exec_script(script, redis)
+    }
+
+    pub fn run_execution(
+        &self,
+        id: &str,
+        redis: Box<dyn RedisCaller>,
+        abort: Arc<AtomicBool>,
+    ) -> Result<Reply, SandboxError> {
+        self.guest().run_execution(id, redis, abort)
     }
 }
 

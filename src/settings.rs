@@ -1,8 +1,6 @@
 //! The process-wide configuration, shared by commands and the sandbox.
 
-use crate::config::{
-    Config, ConfigError, SetOutcome, Value, SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
-};
+use crate::config::{Config, ConfigError, SetOutcome, Value, SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS};
 use crate::sandbox::limits;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -27,6 +25,10 @@ pub fn install(config: Config) {
 
 pub fn get(name: &str) -> Result<Value, ConfigError> {
     settings().get(name)
+}
+
+pub fn int(name: &str) -> i64 {
+    settings().int(name)
 }
 
 pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {

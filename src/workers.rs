@@ -16,10 +16,7 @@ pub fn start(threads: usize) -> std::io::Result<()> {
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..threads.max(1) {
         let rx = Arc::clone(&rx);
-        std::thread::Builder::new()
-            .name(format!("rg-worker-{i}"))
-            .stack_size(WORKER_STACK)
-            .spawn(move || run(rx))?;
+        std::thread::Builder::new().name(format!("rg-worker-{i}")).stack_size(WORKER_STACK).spawn(move || run(rx))?;
     }
     let _ = POOL.set(Mutex::new(tx));
     Ok(())
@@ -41,11 +38,7 @@ fn run(rx: Arc<Mutex<Receiver<Job>>>) {
 /// Queues `job` on the pool. Returns false if the pool is not running.
 pub fn submit(job: impl FnOnce() + Send + 'static) -> bool {
     match POOL.get() {
-        Some(tx) => tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Box::new(job))
-            .is_ok(),
+        Some(tx) => tx.lock().unwrap_or_else(|p| p.into_inner()).send(Box::new(job)).is_ok(),
         None => false,
     }
 }

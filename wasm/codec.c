@@ -17,12 +17,14 @@ static int reserve(codec_buf *b, size_t more) {
     return 0;
 }
 
-static int put(codec_buf *b, const void *src, size_t n) {
+int codec_put_raw(codec_buf *b, const void *src, size_t n) {
     if (reserve(b, n) < 0) return -1;
     memcpy(b->data + b->len, src, n);
     b->len += n;
     return 0;
 }
+
+static int put(codec_buf *b, const void *src, size_t n) { return codec_put_raw(b, src, n); }
 
 static int put_u32(codec_buf *b, uint32_t v) { return put(b, &v, 4); } /* wasm32 is little-endian */
 

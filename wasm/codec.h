@@ -17,6 +17,9 @@ typedef struct {
     size_t len, cap;
 } codec_buf;
 
+/* Appends raw bytes. -1 with a Python error set on failure. */
+int codec_put_raw(codec_buf *buf, const void *src, size_t n);
+
 /* Appends a list of bytes/str objects as command args. -1 with a Python error set on failure. */
 int codec_put_args(codec_buf *buf, PyObject *parts);
 

@@ -15,31 +15,68 @@
 IMPORT("call") int32_t host_call(const uint8_t *args, uint32_t len, uint8_t **reply, uint32_t *reply_len);
 IMPORT("log") void host_log(int32_t level, const char *msg, uint32_t len);
 IMPORT("config_get") int32_t host_config_get(const char *key, uint32_t len, uint8_t **value, uint32_t *value_len);
+IMPORT("call_batch") int32_t host_call_batch(const uint8_t *cmds, uint32_t len, uint8_t **reply, uint32_t *reply_len);
+IMPORT("create_execution") int32_t host_create_execution(const uint8_t *plan, uint32_t len, uint8_t **id, uint32_t *id_len);
 
 static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
 static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None | str */
 static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
+static PyObject *runtime_run;      /* gears_runtime._run_execution(str) -> bytes */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
 EXPORT("gears_free") void gears_free(void *p) { free(p); }
 
 /* ---- _gears_host: call / log / config_get ---------------------------------------------- */
 
-static PyObject *host_module_call(PyObject *self, PyObject *parts) {
-    if (!PyList_Check(parts)) return PyErr_Format(PyExc_TypeError, "call() takes a list of bytes");
-    codec_buf args = {0};
-    if (codec_put_args(&args, parts) < 0) { free(args.data); return NULL; }
+typedef int32_t (*host_fn)(const uint8_t *, uint32_t, uint8_t **, uint32_t *);
+
+/* Sends an encoded request to a host import and decodes the reply it allocated for us. */
+static PyObject *exchange(host_fn fn, codec_buf *request) {
     uint8_t *reply = NULL;
     uint32_t reply_len = 0;
-    int32_t rc = host_call(args.data, (uint32_t)args.len, &reply, &reply_len);
-    free(args.data);
+    int32_t rc = fn(request->data, (uint32_t)request->len, &reply, &reply_len);
+    free(request->data);
     if (rc != 0) {
         free(reply);
-        return PyErr_Format(PyExc_MemoryError, "the reply of the command did not fit in the sandbox");
+        return PyErr_Format(PyExc_MemoryError, "the reply did not fit in the sandbox");
     }
     PyObject *value = codec_reply_to_python(reply, reply_len, gears_error);
     free(reply);
     return value;
+}
+
+static PyObject *host_module_call(PyObject *self, PyObject *parts) {
+    if (!PyList_Check(parts)) return PyErr_Format(PyExc_TypeError, "call() takes a list of bytes");
+    codec_buf args = {0};
+    if (codec_put_args(&args, parts) < 0) { free(args.data); return NULL; }
+    return exchange(host_call, &args);
+}
+
+/* Several commands under one acquisition of the Redis lock; error replies come back as
+ * gears.error instances in the list instead of raising. */
+static PyObject *host_module_call_batch(PyObject *self, PyObject *commands) {
+    if (!PyList_Check(commands)) return PyErr_Format(PyExc_TypeError, "call_batch() takes a list of lists");
+    codec_buf buf = {0};
+    Py_ssize_t n = PyList_GET_SIZE(commands);
+    uint32_t count = (uint32_t)n;
+    if (codec_put_raw(&buf, &count, 4) < 0) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *parts = PyList_GET_ITEM(commands, i);
+        if (!PyList_Check(parts)) { PyErr_SetString(PyExc_TypeError, "each command must be a list"); goto fail; }
+        if (codec_put_args(&buf, parts) < 0) goto fail;
+    }
+    return exchange(host_call_batch, &buf);
+fail:
+    free(buf.data);
+    return NULL;
+}
+
+/* Registers an execution with the host (plan = flat list of step fields); returns its id. */
+static PyObject *host_module_create_execution(PyObject *self, PyObject *plan) {
+    if (!PyList_Check(plan)) return PyErr_Format(PyExc_TypeError, "create_execution() takes a list");
+    codec_buf buf = {0};
+    if (codec_put_args(&buf, plan) < 0) { free(buf.data); return NULL; }
+    return exchange(host_create_execution, &buf);
 }
 
 static PyObject *host_module_log(PyObject *self, PyObject *args) {
@@ -65,6 +102,8 @@ static PyObject *host_module_config_get(PyObject *self, PyObject *key) {
 
 static PyMethodDef host_methods[] = {
     {"call", host_module_call, METH_O, "Run a Redis command: list of bytes -> reply."},
+    {"call_batch", host_module_call_batch, METH_O, "Run several commands under one lock."},
+    {"create_execution", host_module_create_execution, METH_O, "Register an execution; its id."},
     {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
     {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},
     {NULL, NULL, 0, NULL},
@@ -109,7 +148,11 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
     if (!runtime) fail("import gears_runtime failed");
     runtime_exec = PyObject_GetAttrString(runtime, "_exec_script");
     runtime_reseed = PyObject_GetAttrString(runtime, "_reseed");
-    if (!runtime_exec || !runtime_reseed) fail("gears_runtime is incomplete");
+    runtime_run = PyObject_GetAttrString(runtime, "_run_execution");
+    if (!runtime_exec || !runtime_reseed || !runtime_run) fail("gears_runtime is incomplete");
+    /* Pre-import what scripts commonly use, so sessions start with it in the image. */
+    if (PyRun_SimpleString("import json, re, collections, functools, itertools, copy, gears_builder\n") < 0)
+        fail("pre-importing the stdlib failed");
 }
 
 /* ---- per-session exports ----------------------------------------------------------------- */
@@ -136,24 +179,39 @@ EXPORT("gears_reseed") int32_t gears_reseed(void) {
     return 0;
 }
 
-/* Runs a script's top level. Returns 0 on success, 1 with the formatted error in gears_out_*. */
-EXPORT("gears_exec_script") int32_t gears_exec_script(const char *src, uint32_t len) {
-    PyObject *source = PyBytes_FromStringAndSize(src, len);
-    PyObject *result = source ? PyObject_CallOneArg(runtime_exec, source) : NULL;
-    Py_XDECREF(source);
+/* Calls a runtime entry point with `arg` (stolen). None -> 0 and empty output; bytes -> 0 with
+ * them as output; str -> 1 with it as the error text. */
+static int32_t call_runtime(PyObject *fn, PyObject *arg) {
+    PyObject *result = arg ? PyObject_CallOneArg(fn, arg) : NULL;
+    Py_XDECREF(arg);
     if (!result) {
         /* The runtime itself failed (typically MemoryError while formatting). */
         PyObject *exc = PyErr_GetRaisedException();
         const char *name = exc ? Py_TYPE(exc)->tp_name : "unknown error";
-        Py_XDECREF(exc);
         set_out(name, strlen(name));
+        Py_XDECREF(exc);
         return 1;
     }
     if (result == Py_None) { Py_DECREF(result); set_out("", 0); return 0; }
+    if (PyBytes_Check(result)) {
+        set_out(PyBytes_AS_STRING(result), (size_t)PyBytes_GET_SIZE(result));
+        Py_DECREF(result);
+        return 0;
+    }
     Py_ssize_t n;
     const char *msg = PyUnicode_AsUTF8AndSize(result, &n);
     if (msg) set_out(msg, (size_t)n);
     else { PyErr_Clear(); set_out("error", 5); }
     Py_DECREF(result);
     return 1;
+}
+
+/* Runs a script's top level. 0 on success, 1 with the formatted error in gears_out_*. */
+EXPORT("gears_exec_script") int32_t gears_exec_script(const char *src, uint32_t len) {
+    return call_runtime(runtime_exec, PyBytes_FromStringAndSize(src, len));
+}
+
+/* Runs a created execution. 0 with the encoded [[results],[errors]] in gears_out_*. */
+EXPORT("gears_run_execution") int32_t gears_run_execution(const char *id, uint32_t len) {
+    return call_runtime(runtime_run, PyUnicode_DecodeUTF8(id, len, "replace"));
 }

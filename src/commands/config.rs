@@ -33,15 +33,13 @@ pub fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let items = args[1..]
         .chunks(2)
-        .map(
-            |pair| match settings::set(&pair[0].to_string_lossy(), &pair[1].to_string_lossy()) {
-                Ok(SetOutcome::Builtin) => Ok(RedisValue::SimpleStringStatic("OK")),
-                Ok(SetOutcome::Extra) => Ok(RedisValue::SimpleStringStatic(
-                    "OK - value was saved in extra config dictionary",
-                )),
-                Err(e) => Err(RedisError::String(e.to_string())),
-            },
-        )
+        .map(|pair| match settings::set(&pair[0].to_string_lossy(), &pair[1].to_string_lossy()) {
+            Ok(SetOutcome::Builtin) => Ok(RedisValue::SimpleStringStatic("OK")),
+            Ok(SetOutcome::Extra) => {
+                Ok(RedisValue::SimpleStringStatic("OK - value was saved in extra config dictionary"))
+            }
+            Err(e) => Err(RedisError::String(e.to_string())),
+        })
         .collect();
     reply_array(ctx, items)
 }

@@ -1,12 +1,13 @@
 //! RG.PYEXECUTE: runs a script in a new session, on a worker, with the client blocked.
 
 use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
+use crate::blocked::BlockedClient;
+use crate::codec::Reply;
 use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
-use crate::redis_call::WorkerCaller;
 use crate::sandbox::ScriptOutcome;
 use crate::session::Session;
-use crate::workers;
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue, ThreadSafeContext};
+use crate::{executions, flows, redis_call, workers};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -24,14 +25,12 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })?;
     check_session_options(&parsed)?;
 
-    let blocked = ctx.block_client();
+    let client = Arc::new(BlockedClient::block(ctx));
     workers::submit(move || {
-        let tsc = Arc::new(ThreadSafeContext::with_blocked_client(blocked));
-        let reply = catch_unwind(AssertUnwindSafe(|| run_script(parsed, Arc::clone(&tsc))))
-            .unwrap_or(Err(RedisError::Str(
-                "ERR wasmgears internal error; see the Redis log",
-            )));
-        tsc.reply(reply);
+        let answered = catch_unwind(AssertUnwindSafe(|| run_script(parsed, &client)));
+        if answered.is_err() {
+            client.reply(&Reply::Error(b"ERR wasmgears internal error; see the Redis log".to_vec()));
+        }
     });
     Ok(RedisValue::NoReply)
 }
@@ -40,9 +39,7 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// `ID` never collides and a `REPLACE_WITH` target never exists.
 fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
     if let Some(old) = &args.replace_with {
-        return Err(RedisError::String(format!(
-            "Can not replace with {old}, session does not exists."
-        )));
+        return Err(RedisError::String(format!("Can not replace with {old}, session does not exists.")));
     }
     match &args.requirements {
         Some(reqs) if !reqs.is_empty() => Err(RedisError::String(format!(
@@ -53,18 +50,40 @@ fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
     }
 }
 
-fn run_script(
-    args: PyExecuteArgs,
-    tsc: Arc<ThreadSafeContext<redis_module::BlockedClient>>,
-) -> RedisResult {
-    let session = Session::create(args.id).map_err(|e| RedisError::String(e.to_string()))?;
-    let outcome = session.exec_script(&args.script, Box::new(WorkerCaller(tsc)));
-    match outcome {
-        Ok(ScriptOutcome::Ok) => Ok(RedisValue::SimpleStringStatic("OK")),
-        Ok(ScriptOutcome::PythonError(msg)) => Err(RedisError::String(msg)),
+type Client = Arc<BlockedClient>;
+
+fn send(client: &Client, reply: &Reply) {
+    client.reply(reply);
+}
+
+/// Runs the script, then the execution its `run()` created, if any; answers the client.
+fn run_script(args: PyExecuteArgs, tsc: &Client) {
+    let session = match Session::create(args.id) {
+        Ok(session) => session,
+        Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
+    };
+    let (outcome, created) = match session.exec_script(&args.script, redis_call::for_client(tsc)) {
+        Ok(done) => done,
         Err(e) => {
             crate::redis_log::warning(&format!("wasmgears: session {}: {e}", session.id));
-            Err(RedisError::String(e.to_string()))
+            return send(tsc, &Reply::Error(e.to_string().into_bytes()));
         }
+    };
+    if let ScriptOutcome::PythonError(msg) = outcome {
+        return send(tsc, &Reply::Error(msg.into_bytes()));
+    }
+    let Some(execution) = created.into_iter().next() else {
+        return send(tsc, &Reply::Status(b"OK".to_vec()));
+    };
+    let abort = executions::add(&execution.id, execution.plan, Arc::clone(&session));
+    if args.unblocking {
+        send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
+        flows::run(&execution.id, &session, abort, redis_call::detached());
+    } else {
+        flows::run(&execution.id, &session, abort, redis_call::for_client(tsc));
+        // A blocking run's execution is dropped once its client has the results.
+        let finished = executions::registry().remove(&execution.id);
+        let reply = finished.map(|e| e.results_reply());
+        send(tsc, &reply.unwrap_or_else(|| Reply::Error(b"execution was dropped while running".to_vec())));
     }
 }

@@ -2,7 +2,10 @@
 //! Guest memory is only touched through wasmtime's bounds-checked slices.
 
 use super::limits::MemoryLimiter;
-use crate::codec::{decode_args, Reply};
+use crate::codec::{decode_args, decode_batch, Reply};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::{Caller, Extern, Linker, Memory};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 
@@ -10,12 +13,37 @@ use wasmtime_wasi::p1::{self, WasiP1Ctx};
 /// holding a blocked client, the main thread, ...). Set before each entry, cleared after.
 pub trait RedisCaller: Send {
     fn call(&mut self, args: &[&[u8]]) -> Reply;
+
+    /// Several commands; implementations may run them under one lock acquisition.
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        Reply::Array(commands.iter().map(|c| self.call(c)).collect())
+    }
+}
+
+/// An execution a script created with `run()`: its id and plan (see executions.rs).
+pub struct CreatedExecution {
+    pub id: String,
+    pub plan: Vec<String>,
+}
+
+/// What the host knows about the entry into the guest in progress.
+pub(super) struct Entry {
+    pub redis: Option<Box<dyn RedisCaller>>,
+    pub created: Vec<CreatedExecution>,
+    pub abort: Option<Arc<AtomicBool>>,
+    pub deadline: Instant,
+}
+
+impl Entry {
+    pub fn idle() -> Entry {
+        Entry { redis: None, created: Vec::new(), abort: None, deadline: Instant::now() }
+    }
 }
 
 pub struct HostState {
     pub(super) wasi: WasiP1Ctx,
     pub(super) limiter: MemoryLimiter,
-    pub(super) redis: Option<Box<dyn RedisCaller>>,
+    pub(super) entry: Entry,
 }
 
 type GuestCaller<'a> = Caller<'a, HostState>;
@@ -38,12 +66,7 @@ fn read_bytes(caller: &mut GuestCaller<'_>, ptr: u32, len: u32) -> wasmtime::Res
 
 /// Copies `bytes` into a fresh guest allocation and stores its address and length at
 /// `ptr_out`/`len_out`. Returns false when the guest cannot allocate that much.
-fn give_to_guest(
-    caller: &mut GuestCaller<'_>,
-    bytes: &[u8],
-    ptr_out: u32,
-    len_out: u32,
-) -> wasmtime::Result<bool> {
+fn give_to_guest(caller: &mut GuestCaller<'_>, bytes: &[u8], ptr_out: u32, len_out: u32) -> wasmtime::Result<bool> {
     let Ok(len) = u32::try_from(bytes.len()) else {
         return Ok(false);
     };
@@ -72,20 +95,65 @@ fn call(
     let raw = read_bytes(&mut caller, args_ptr, args_len)?;
     let reply = match decode_args(&raw) {
         Ok(args) if args.is_empty() => Reply::Error(b"ERR wrong number of arguments".to_vec()),
-        Ok(args) => match caller.data_mut().redis.as_mut() {
+        Ok(args) => match caller.data_mut().entry.redis.as_mut() {
             Some(redis) => redis.call(&args),
-            None => Reply::Error(b"ERR execute() is not available here".to_vec()),
+            None => not_available(),
         },
-        Err(e) => Reply::Error(format!("ERR malformed command from the sandbox: {e}").into_bytes()),
+        Err(e) => malformed(e),
     };
-    let encoded = reply.to_bytes();
-    Ok(
-        if give_to_guest(&mut caller, &encoded, reply_ptr, reply_len)? {
-            0
-        } else {
-            -1
+    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
+}
+
+fn not_available() -> Reply {
+    Reply::Error(b"ERR execute() is not available here".to_vec())
+}
+
+fn malformed(e: crate::codec::CodecError) -> Reply {
+    Reply::Error(format!("ERR malformed request from the sandbox: {e}").into_bytes())
+}
+
+fn reply_to_guest(caller: &mut GuestCaller<'_>, reply: &Reply, ptr_out: u32, len_out: u32) -> wasmtime::Result<i32> {
+    Ok(if give_to_guest(caller, &reply.to_bytes(), ptr_out, len_out)? { 0 } else { -1 })
+}
+
+fn call_batch(
+    mut caller: GuestCaller<'_>,
+    ptr: u32,
+    len: u32,
+    reply_ptr: u32,
+    reply_len: u32,
+) -> wasmtime::Result<i32> {
+    let raw = read_bytes(&mut caller, ptr, len)?;
+    let reply = match decode_batch(&raw) {
+        Ok(commands) if commands.iter().any(|c| c.is_empty()) => Reply::Error(b"ERR empty command".to_vec()),
+        Ok(commands) => match caller.data_mut().entry.redis.as_mut() {
+            Some(redis) => redis.call_batch(&commands),
+            None => not_available(),
         },
-    )
+        Err(e) => malformed(e),
+    };
+    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
+}
+
+/// `run()`: allocates the execution id; the host runs the flow after the script returns.
+fn create_execution(
+    mut caller: GuestCaller<'_>,
+    ptr: u32,
+    len: u32,
+    reply_ptr: u32,
+    reply_len: u32,
+) -> wasmtime::Result<i32> {
+    let raw = read_bytes(&mut caller, ptr, len)?;
+    let reply = match decode_args(&raw) {
+        Ok(plan) => {
+            let id = crate::executions::next_id();
+            let plan = plan.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            caller.data_mut().entry.created.push(CreatedExecution { id: id.clone(), plan });
+            Reply::Bulk(id.into_bytes())
+        }
+        Err(e) => malformed(e),
+    };
+    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
 }
 
 fn log(mut caller: GuestCaller<'_>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
@@ -120,5 +188,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap("gears", "call", call)?;
     linker.func_wrap("gears", "log", log)?;
     linker.func_wrap("gears", "config_get", config_get)?;
+    linker.func_wrap("gears", "call_batch", call_batch)?;
+    linker.func_wrap("gears", "create_execution", create_execution)?;
     Ok(())
 }

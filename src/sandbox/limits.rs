@@ -8,7 +8,7 @@ static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(5000);
 /// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).
 static GUEST_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-/// How often the epoch ticker advances; deadlines are rounded up to it.
+/// How often the epoch ticker advances: deadlines and aborts are checked at this pace.
 pub const EPOCH_TICK_MS: u64 = 10;
 /// Growth beyond this many table elements is refused (CPython needs about 10k).
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -23,11 +23,6 @@ pub fn set_time_limit_ms(ms: i64) {
 
 pub fn time_limit_ms() -> u64 {
     TIME_LIMIT_MS.load(Ordering::Relaxed)
-}
-
-/// Epoch ticks a call may run for under the current time limit.
-pub fn deadline_ticks() -> u64 {
-    time_limit_ms().div_ceil(EPOCH_TICK_MS) + 1
 }
 
 pub fn guest_memory_bytes() -> usize {
@@ -49,12 +44,7 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if self.current == 0 {
             self.account(current);
         }
@@ -65,12 +55,7 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

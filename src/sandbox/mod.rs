@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 use thiserror::Error;
-use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig,
-};
+use wasmtime::{Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 pub use guest::{Guest, ScriptOutcome};
-pub use host_calls::{HostState, RedisCaller};
+pub use host_calls::{CreatedExecution, HostState, RedisCaller};
 
 /// Why an entry into the guest did not complete. After any of these the guest is poisoned:
 /// its Python state was cut off mid-flight and cannot be trusted again.
@@ -26,6 +24,8 @@ pub enum SandboxError {
     TimeLimit(u64),
     #[error("Execution was stopped: the sandbox trapped ({0})")]
     Trap(String),
+    #[error("Execution was aborted (forced stop)")]
+    Aborted,
     #[error("Sandbox error: {0}")]
     Host(String),
     #[error("Could not create a session: {0}")]
@@ -70,15 +70,9 @@ pub fn init(guest_dir: &Path, max_sessions: u32) -> Result<&'static Runtime> {
     let module = load_guest(&engine, guest_dir)?;
     let mut linker = Linker::new(&engine);
     host_calls::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| anyhow::anyhow!("linking the guest: {e:#}"))?;
+    let pre = linker.instantiate_pre(&module).map_err(|e| anyhow::anyhow!("linking the guest: {e:#}"))?;
     start_epoch_ticker(engine.clone())?;
-    let runtime = Runtime {
-        engine,
-        pre,
-        stdlib_dir: guest_dir.join("lib"),
-    };
+    let runtime = Runtime { engine, pre, stdlib_dir: guest_dir.join("lib") };
     Ok(RUNTIME.get_or_init(|| runtime))
 }
 

@@ -10,6 +10,8 @@ import traceback
 import types
 
 import _gears_host
+import gears_builder
+import gears_encode
 
 error = _gears_host.error  # gears.error: a Redis error reply
 
@@ -62,15 +64,6 @@ def flatError(msg):
     return flat_error(msg)
 
 
-class GearsBuilder:
-    """GB() flows arrive with the executions work; until then building one says so."""
-
-    def __init__(self, reader="KeysReader", defaultArg="*", desc=None):
-        if not isinstance(reader, str):
-            raise error("reader argument must be a string")
-        raise error("GearsBuilder is not yet supported by this build of wasmgears")
-
-
 def _not_yet(name):
     def unsupported(*args, **kwargs):
         raise error("%s is not yet supported by this build of wasmgears" % name)
@@ -109,8 +102,8 @@ def _base_globals():
     g = {
         "__builtins__": builtins,
         "__name__": "__main__",
-        "GearsBuilder": GearsBuilder,
-        "GB": GearsBuilder,
+        "GearsBuilder": gears_builder.GearsBuilder,
+        "GB": gears_builder.GearsBuilder,
         "execute": execute,
         "log": log,
         "configGet": configGet,
@@ -133,11 +126,28 @@ _BASE = _base_globals()
 session_globals = None  # the globals of this session's script, shared by its later callbacks
 
 
+_RUNTIME_FILES = "/lib/python313.zip/gears_"
+
+
+def _user_frames(tb):
+    """The traceback without the runtime's own frames: users see only their code."""
+    frames = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_RUNTIME_FILES):
+            frames.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for t in reversed(frames):
+        chain = types.TracebackType(chain, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return chain
+
+
 def format_error(exc, tb):
     """The error text of spec §2.9, as RedisGears' getPyError() builds it."""
     if isinstance(exc, flat_error):
         return str(exc)
     try:
+        tb = _user_frames(tb)
         if tb is not None and configGet("PythonAttemptTraceback") != "0":
             return str(traceback.format_exception(type(exc), exc, tb))
     except BaseException:  # e.g. MemoryError, or the stdlib made unreadable by the script
@@ -148,17 +158,43 @@ def format_error(exc, tb):
         return "Error type: %s" % type(exc).__name__
 
 
+_flows = {}  # execution id -> Flow, from run() until the host runs it
+_script_ran = False
+
+
 def _exec_script(source):
     """Runs a script's top level in a fresh copy of the base globals. None, or the error text."""
-    global session_globals
+    global session_globals, _script_ran
     session_globals = dict(_BASE)
+    _script_ran = False
     try:
         code = compile(source, "<string>", "exec")
         exec(code, session_globals)
         return None
     except BaseException as exc:
-        # Drop this function's own frame: the user sees only their script's frames.
-        return format_error(exc, exc.__traceback__.tb_next)
+        _flows.clear()  # a failing script starts nothing
+        return format_error(exc, exc.__traceback__)
+
+
+def _create_execution(flow):
+    """run(): the host allocates the execution and runs it once the script is done."""
+    global _script_ran
+    if _script_ran:
+        raise error("Can not run more then 1 executions in a single script")
+    _script_ran = True
+    execution_id = _gears_host.create_execution(flow.plan())
+    _flows[execution_id] = flow
+    return execution_id
+
+
+def _run_execution(execution_id):
+    """Runs a created flow; the encoded [[results], [errors]]."""
+    flow = _flows.pop(execution_id, None)
+    if flow is None:
+        return gears_encode.encode_results([], ["execution %s has no flow in this session" % execution_id])
+    errors = []
+    results = list(flow.records(errors, format_error))
+    return gears_encode.encode_results(results, errors)
 
 
 def _reseed():

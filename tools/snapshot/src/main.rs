@@ -24,10 +24,7 @@ struct Snapshotted<'a> {
 
 impl InstanceState for Snapshotted<'_> {
     async fn global_get(&mut self, name: &str, _: ValType) -> SnapshotVal {
-        let global = self
-            .instance
-            .get_global(&mut *self.store, name)
-            .expect("global exported by wizer");
+        let global = self.instance.get_global(&mut *self.store, name).expect("global exported by wizer");
         match global.get(&mut *self.store) {
             Val::I32(x) => SnapshotVal::I32(x),
             Val::I64(x) => SnapshotVal::I64(x),
@@ -39,10 +36,7 @@ impl InstanceState for Snapshotted<'_> {
     }
 
     async fn memory_contents(&mut self, name: &str, contents: impl FnOnce(&[u8]) + Send) {
-        let memory = self
-            .instance
-            .get_memory(&mut *self.store, name)
-            .expect("memory exported by wizer");
+        let memory = self.instance.get_memory(&mut *self.store, name).expect("memory exported by wizer");
         contents(memory.data(&*self.store))
     }
 }
@@ -65,29 +59,19 @@ fn snapshot(guest: &[u8], stdlib_dir: &str) -> Result<Vec<u8>> {
     let module = Module::new(&engine, &instrumented)?;
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     p1::add_to_linker_sync(&mut linker, |t| t)?;
-    // The guest-side host imports must exist to link; nothing calls them during init
-    // except `log` when initialisation fails.
-    linker.func_wrap("gears", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
-        -1
-    })?;
+    // Initialisation calls only `log` (when it fails); the other host imports trap if used.
     linker.func_wrap(
         "gears",
         "log",
         |mut caller: wasmtime::Caller<'_, WasiP1Ctx>, _level: i32, ptr: i32, len: i32| {
             if let Some(wasmtime::Extern::Memory(mem)) = caller.get_export("memory") {
                 let data = mem.data(&caller);
-                let msg = data
-                    .get(ptr as usize..(ptr as usize).saturating_add(len as usize))
-                    .unwrap_or(b"?");
+                let msg = data.get(ptr as usize..(ptr as usize).saturating_add(len as usize)).unwrap_or(b"?");
                 eprintln!("guest: {}", String::from_utf8_lossy(msg));
             }
         },
     )?;
-    linker.func_wrap(
-        "gears",
-        "config_get",
-        |_: i32, _: i32, _: i32, _: i32| -> i32 { 0 },
-    )?;
+    linker.define_unknown_imports_as_traps(&module)?;
     // The run-time sandbox preopens exactly this, in this order: `/lib` must be fd 3 in both.
     let wasi = WasiCtxBuilder::new()
         .allow_blocking_current_thread(true)
@@ -97,29 +81,19 @@ fn snapshot(guest: &[u8], stdlib_dir: &str) -> Result<Vec<u8>> {
         .build_p1();
     let mut store = Store::new(&engine, wasi);
     let instance = linker.instantiate(&mut store, &module)?;
-    instance
-        .get_typed_func::<(), ()>(&mut store, "_initialize")?
-        .call(&mut store, ())?;
+    instance.get_typed_func::<(), ()>(&mut store, "_initialize")?.call(&mut store, ())?;
     instance
         .get_typed_func::<(), ()>(&mut store, "wizer-initialize")?
         .call(&mut store, ())
         .context("the guest's initialisation failed")?;
-    let wasm = block_on(wizer.snapshot(
-        &cx,
-        &mut Snapshotted {
-            store: &mut store,
-            instance,
-        },
-    ))?;
+    let wasm = block_on(wizer.snapshot(&cx, &mut Snapshotted { store: &mut store, instance }))?;
     Ok(wasm)
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, guest, stdlib_dir, out_wasm, out_cwasm] = args.as_slice() else {
-        return Err(format_err!(
-            "usage: wasmgears-snapshot <guest.wasm> <stdlib dir> <out.wasm> <out.cwasm>"
-        ));
+        return Err(format_err!("usage: wasmgears-snapshot <guest.wasm> <stdlib dir> <out.wasm> <out.cwasm>"));
     };
     let guest = std::fs::read(guest).with_context(|| format!("reading {guest}"))?;
     let snap = snapshot(&guest, stdlib_dir)?;

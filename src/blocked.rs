@@ -1,0 +1,74 @@
+//! A client blocked while a worker serves it: reply to it from any thread, and reach Redis
+//! through its thread-safe context under the Redis GIL.
+//!
+//! redis-module's `ThreadSafeContext::lock()` hands out a *detached* context, on which
+//! replies go nowhere; this keeps the one context tied to the client for both.
+
+use crate::codec::Reply;
+use redis_module::{raw, Context};
+use std::ops::Deref;
+use std::ptr;
+
+pub struct BlockedClient {
+    client: *mut raw::RedisModuleBlockedClient,
+    ctx: *mut raw::RedisModuleCtx,
+}
+
+// SAFETY: Redis allows a blocked-client handle and its thread-safe context to be used from
+// any thread; calls that touch the keyspace happen only under `lock()` (the Redis GIL).
+unsafe impl Send for BlockedClient {}
+unsafe impl Sync for BlockedClient {}
+
+impl BlockedClient {
+    /// Blocks the client of `ctx` (no timeout; answered by `reply`, released on drop).
+    pub fn block(ctx: &Context) -> BlockedClient {
+        // SAFETY: `ctx` is a live command context on the main thread; the callbacks are
+        // optional and a zero timeout means none.
+        let client = unsafe { raw::RedisModule_BlockClient.expect("Redis API")(ctx.ctx, None, None, None, 0) };
+        // SAFETY: `client` was just returned by RedisModule_BlockClient.
+        let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(client) };
+        BlockedClient { client, ctx }
+    }
+
+    /// Queues `reply` for the client (sent when it is unblocked). Needs no lock.
+    pub fn reply(&self, reply: &Reply) {
+        crate::reply::send(&Context::new(self.ctx), reply);
+    }
+
+    /// Takes the Redis GIL; the guard is a context for RM_Call.
+    pub fn lock(&self) -> Locked<'_> {
+        // SAFETY: `self.ctx` is a live thread-safe context; unlocked by `Locked::drop`.
+        unsafe { raw::RedisModule_ThreadSafeContextLock.expect("Redis API")(self.ctx) };
+        Locked { ctx: Context::new(self.ctx), _client: self }
+    }
+}
+
+impl Drop for BlockedClient {
+    fn drop(&mut self) {
+        // SAFETY: both pointers came from BlockClient/GetThreadSafeContext and are released
+        // exactly once, the context first.
+        unsafe {
+            raw::RedisModule_FreeThreadSafeContext.expect("Redis API")(self.ctx);
+            raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
+        }
+    }
+}
+
+pub struct Locked<'a> {
+    ctx: Context,
+    _client: &'a BlockedClient,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: locked in `BlockedClient::lock` on this same context.
+        unsafe { raw::RedisModule_ThreadSafeContextUnlock.expect("Redis API")(self.ctx.ctx) };
+    }
+}

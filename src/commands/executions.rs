@@ -1,0 +1,158 @@
+//! The execution commands: RG.DUMPEXECUTIONS, RG.GETEXECUTION, RG.GETRESULTS,
+//! RG.GETRESULTSBLOCKING, RG.DROPEXECUTION, RG.ABORTEXECUTION (spec §1.1, §1.4).
+
+use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
+use crate::blocked::BlockedClient;
+use crate::codec::Reply;
+use crate::executions::{self, Execution, Status, SHARD_ID};
+use crate::registry::Finished;
+use crate::reply::{bulk, send};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use std::sync::atomic::Ordering;
+
+const NO_PLAN: &str = "execution plan does not exist";
+
+fn one_id(args: &[RedisString]) -> Result<String, RedisError> {
+    match args {
+        [_, id] => Ok(id.to_string_lossy()),
+        _ => Err(RedisError::WrongArity),
+    }
+}
+
+fn done(ctx: &Context, reply: Reply) -> RedisResult {
+    send(ctx, &reply);
+    Ok(RedisValue::NoReply)
+}
+
+pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let list = executions::registry()
+        .iter()
+        .map(|(id, e)| {
+            Reply::Array(vec![
+                bulk("executionId"),
+                bulk(id.as_str()),
+                bulk("status"),
+                bulk(e.status.name()),
+                bulk("registered"),
+                Reply::Int(0),
+            ])
+        })
+        .collect();
+    done(ctx, Reply::Array(list))
+}
+
+fn plan_reply(e: &Execution) -> Reply {
+    let finished = e.finished();
+    let steps = e
+        .plan
+        .chunks(3)
+        .map(|step| {
+            let field = |i: usize| bulk(step.get(i).cloned().unwrap_or_default());
+            Reply::Array(vec![
+                bulk("type"),
+                field(0),
+                bulk("duration"),
+                Reply::Int(0),
+                bulk("name"),
+                field(1),
+                bulk("arg"),
+                field(2),
+            ])
+        })
+        .collect();
+    let errors = if finished { e.errors.iter().map(|x| bulk(x.as_str())).collect() } else { Vec::new() };
+    Reply::Array(vec![
+        bulk("status"),
+        bulk(e.status.name()),
+        bulk("shards_received"),
+        Reply::Int(0),
+        bulk("shards_completed"),
+        Reply::Int(finished as i64),
+        bulk("results"),
+        Reply::Int(if finished { e.results.len() as i64 } else { -1 }),
+        bulk("errors"),
+        Reply::Array(errors),
+        bulk("total_duration"),
+        Reply::Int(e.total_ms as i64),
+        bulk("read_duration"),
+        Reply::Int(0),
+        bulk("steps"),
+        Reply::Array(steps),
+    ])
+}
+
+pub fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !(2..=3).contains(&args.len()) {
+        return Err(RedisError::WrongArity);
+    }
+    if let Some(mode) = args.get(2).map(|a| a.to_string_lossy().to_ascii_uppercase()) {
+        match mode.as_str() {
+            "SHARD" => {}
+            "CLUSTER" => return Err(RedisError::Str("no cluster detected - use RG.GETEXECUTION <id> [SHARD]")),
+            _ => return Err(RedisError::Str("unknown subcommand")),
+        }
+    }
+    let id = args[1].to_string_lossy();
+    let plan = executions::registry().get(&id).map(plan_reply).ok_or(RedisError::Str(NO_PLAN))?;
+    done(ctx, Reply::Array(vec![Reply::Array(vec![bulk("shard_id"), bulk(SHARD_ID), bulk("execution_plan"), plan])]))
+}
+
+pub fn get_results(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = one_id(&args)?;
+    let reply = {
+        let reg = executions::registry();
+        let e = reg.get(&id).ok_or(RedisError::Str(NO_PLAN))?;
+        if !e.finished() {
+            return Err(RedisError::Str("execution is still running"));
+        }
+        e.results_reply()
+    };
+    done(ctx, reply)
+}
+
+pub fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = one_id(&args)?;
+    let mut reg = executions::registry();
+    let e = reg.get_mut(&id).ok_or(RedisError::Str(NO_PLAN))?;
+    if e.finished() {
+        let reply = e.results_reply();
+        drop(reg);
+        return done(ctx, reply);
+    }
+    if blocking_denied(ctx) {
+        return Err(RedisError::Str(BLOCKING_NOT_ALLOWED));
+    }
+    // Registered under the registry lock, so the finishing worker cannot miss this client.
+    e.waiters.push(BlockedClient::block(ctx));
+    Ok(RedisValue::NoReply)
+}
+
+pub fn drop_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = one_id(&args)?;
+    let removed = {
+        let mut reg = executions::registry();
+        let e = reg.get(&id).ok_or(RedisError::Str(NO_PLAN))?;
+        if !e.finished() {
+            return Err(RedisError::Str("can not drop a not yet finished execution, abort it first."));
+        }
+        reg.remove(&id)
+    };
+    drop(removed); // outside the lock: this may free the session
+    done(ctx, Reply::Status(b"OK".to_vec()))
+}
+
+pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = one_id(&args)?;
+    {
+        let reg = executions::registry();
+        let e = reg.get(&id).ok_or(RedisError::Str("execution does not exist"))?;
+        if matches!(e.status, Status::Created | Status::Running) {
+            // The worker sees it within one epoch tick and stops the guest.
+            e.abort.store(true, Ordering::Relaxed);
+        }
+    }
+    done(ctx, Reply::Status(b"OK".to_vec()))
+}

@@ -1,0 +1,101 @@
+//! Executions: one run of a flow, listed under `<shard id>-<n>` until dropped or evicted.
+//! Each holds its session, so a script that only runs is freed with its executions.
+
+use crate::blocked::BlockedClient;
+use crate::codec::Reply;
+use crate::registry::{Finished, Registry};
+use crate::session::Session;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// Standalone shard id: forty zeros.
+pub const SHARD_ID: &str = "0000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Done,
+    Aborted,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Aborted => "aborted",
+        }
+    }
+}
+
+pub struct Execution {
+    pub status: Status,
+    /// Flat `[type, name, arg]` per step, last step first (RG.GETEXECUTION).
+    pub plan: Vec<String>,
+    /// The results array and the errors, once finished.
+    pub results: Vec<Reply>,
+    pub errors: Vec<String>,
+    pub total_ms: u64,
+    pub abort: Arc<AtomicBool>,
+    pub waiters: Vec<BlockedClient>,
+    /// Held, never read: the session lives as long as its executions.
+    #[allow(dead_code)]
+    session: Arc<Session>,
+}
+
+impl Finished for Execution {
+    fn finished(&self) -> bool {
+        matches!(self.status, Status::Done | Status::Aborted)
+    }
+}
+
+impl Execution {
+    /// `[[results...], [errors...]]`.
+    pub fn results_reply(&self) -> Reply {
+        let errors = self.errors.iter().map(|e| Reply::Bulk(e.clone().into_bytes())).collect();
+        Reply::Array(vec![Reply::Array(self.results.clone()), Reply::Array(errors)])
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static EXECUTIONS: OnceLock<Mutex<Registry<Execution>>> = OnceLock::new();
+
+pub fn registry() -> MutexGuard<'static, Registry<Execution>> {
+    EXECUTIONS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn next_id() -> String {
+    format!("{SHARD_ID}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Lists a new execution of `session`, evicting the oldest finished ones past `MaxExecutions`.
+pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool> {
+    let abort = Arc::new(AtomicBool::new(false));
+    let execution = Execution {
+        status: Status::Created,
+        plan,
+        results: Vec::new(),
+        errors: Vec::new(),
+        total_ms: 0,
+        abort: Arc::clone(&abort),
+        waiters: Vec::new(),
+        session,
+    };
+    let evicted = {
+        let mut reg = registry();
+        reg.insert(id.to_string(), execution);
+        reg.evict_to(max_executions())
+    };
+    drop(evicted); // outside the lock: this may free sessions
+    abort
+}
+
+fn max_executions() -> usize {
+    crate::settings::int(crate::config::MAX_EXECUTIONS).max(1) as usize
+}
+
+pub fn count() -> usize {
+    registry().len()
+}

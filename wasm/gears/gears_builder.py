@@ -1,0 +1,268 @@
+"""GearsBuilder / GB(): build a flow, and run it over Python objects inside the guest.
+
+A flow is a reader plus a list of steps. Standalone, the global steps (collect,
+repartition) keep the records where they are, and groupby is a local group-and-reduce.
+"""
+import copy
+import types
+
+import _gears_host
+import gears_readers
+
+error = _gears_host.error
+
+# (type shown by RG.GETEXECUTION, C callback name RedisGears shows) per step kind.
+_STEP_INFO = {
+    "map": ("map", "RedisGearsPy_PyCallbackMapper"),
+    "topyrecord": ("map", "RedisGearsPy_ToPyRecordMapper"),
+    "flatmap": ("flatmap", "RedisGearsPy_PyCallbackFlatMapper"),
+    "filter": ("filter", "RedisGearsPy_PyCallbackFilter"),
+    "foreach": ("foreach", "RedisGearsPy_PyCallbackForEach"),
+    "accumulate": ("accumulate", "RedisGearsPy_PyCallbackAccumulate"),
+    "accumulatebykey": ("accumulatebykey", "RedisGearsPy_PyCallbackAccumulateByKey"),
+    "limit": ("limit", "Limit"),
+    "collect": ("collect", "Collect"),
+    "repartition": ("repartition", "RedisGearsPy_PyCallbackExtractor"),
+    "groupby": ("reduce", "RedisGearsPy_PyCallbackReducer"),
+}
+
+
+def _check_function(op, func, nargs):
+    """RedisGears' checks: a Python function (not a builtin) taking `nargs` arguments."""
+    if not isinstance(func, types.FunctionType):
+        raise error("%s argument must be a function" % op)
+    code = func.__code__
+    required = code.co_argcount - len(func.__defaults__ or ())
+    takes_varargs = bool(code.co_flags & 0x04)
+    if required > nargs or (code.co_argcount < nargs and not takes_varargs):
+        raise error("wrong number of args to %s function" % op)
+    return func
+
+
+class GearsBuilder:
+    def __init__(self, reader="KeysReader", defaultArg="*", desc=None):
+        if not isinstance(reader, str):
+            raise error("reader argument must be a string")
+        if reader not in gears_readers.READERS and reader not in gears_readers.REGISTER_ONLY:
+            raise error("reader does not exists")
+        self.reader = reader
+        self.defaultArg = defaultArg
+        self.desc = desc
+        self.steps = [("topyrecord", None)]
+
+    def _add(self, kind, *args):
+        self.steps.append((kind,) + args)
+        return self
+
+    # ---- local operations -------------------------------------------------------------
+    def map(self, f):
+        return self._add("map", _check_function("map", f, 1))
+
+    def flatmap(self, f):
+        return self._add("flatmap", _check_function("flatmap", f, 1))
+
+    def filter(self, f):
+        return self._add("filter", _check_function("filter", f, 1))
+
+    def foreach(self, f):
+        return self._add("foreach", _check_function("foreach", f, 1))
+
+    def accumulate(self, f):
+        return self._add("accumulate", _check_function("accumulate", f, 2))
+
+    def localgroupby(self, e, r):
+        return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
+
+    def limit(self, length, start=0):
+        if not isinstance(length, int) or not isinstance(start, int):
+            raise error("limit arguments must be integers")
+        return self._add("limit", length, start)
+
+    # ---- global operations (standalone: local) ----------------------------------------
+    def collect(self):
+        return self._add("collect")
+
+    def repartition(self, f):
+        return self._add("repartition", _check_function("repartition", f, 1))
+
+    def groupby(self, e, r):
+        return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
+
+    def batchgroupby(self, e, r):
+        return self._add("groupby", _check_function("extractor", e, 1), _check_function("reducer", r, 2))
+
+    # ---- sugar, as RedisGears builds it -----------------------------------------------
+    def aggregate(self, z, seqOp, combOp):
+        _check_function("aggregate", seqOp, 2)
+        _check_function("aggregate", combOp, 2)
+        self.accumulate(lambda a, r: seqOp(copy.deepcopy(z) if a is None else a, r))
+        self.collect()
+        return self.accumulate(lambda a, r: combOp(copy.deepcopy(z) if a is None else a, r))
+
+    def aggregateby(self, e, z, seqOp, combOp):
+        _check_function("aggregateby", seqOp, 3)
+        _check_function("aggregateby", combOp, 3)
+        self.localgroupby(e, lambda k, a, r: seqOp(k, copy.deepcopy(z) if a is None else a, r))
+        return self.groupby(lambda r: r["key"],
+                            lambda k, a, r: combOp(k, copy.deepcopy(z) if a is None else a, r["value"]))
+
+    def count(self):
+        return self.aggregate(0, lambda a, r: a + 1, lambda a, r: a + r)
+
+    def countby(self, extractor=lambda x: x):
+        return self.aggregateby(extractor, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)
+
+    def avg(self, extractor=lambda x: float(x)):
+        self.map(extractor)
+        self.aggregate((0, 0), lambda a, r: (a[0] + r, a[1] + 1), lambda a, r: (a[0] + r[0], a[1] + r[1]))
+        return self.map(lambda x: x[0] / x[1])
+
+    def distinct(self):
+        self.aggregate(set(), lambda a, r: a | {r}, lambda a, r: a | r)
+        return self.flatmap(lambda x: list(x))
+
+    def sort(self, reverse=True):
+        self.aggregate([], lambda a, r: a + [r], lambda a, r: a + r)
+        return self.flatmap(lambda x: sorted(x, reverse=reverse))
+
+    # ---- running ------------------------------------------------------------------------
+    def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
+        import gears_runtime
+
+        if self.reader in gears_readers.REGISTER_ONLY:
+            raise error("Given reader do not support run or not exists")
+        mode = kwargs.pop("mode", "async")
+        if mode not in ("async", "async_local"):
+            raise error("unknown execution mode")
+        arg = self.defaultArg if arg is None else arg
+        if self.reader == "PythonReader":
+            if arg is None or arg == "*":
+                raise error("python reader function is not given")
+            if not isinstance(arg, types.FunctionType):
+                raise error("pyreader argument must be a function")
+        elif not isinstance(arg, str):
+            raise error("%s argument must be a string" % self.reader)
+        steps = list(self.steps)
+        if convertToStr:
+            steps.append(("map", str))
+        if collect:
+            steps.append(("collect",))
+        return gears_runtime._create_execution(Flow(self.reader, arg, kwargs, steps))
+
+    def register(self, *args, **kwargs):
+        raise error("register is not yet supported by this build of wasmgears")
+
+
+class Flow:
+    """A flow ready to run: reader, its argument and kwargs, steps."""
+
+    def __init__(self, reader, arg, kwargs, steps):
+        self.reader, self.arg, self.kwargs, self.steps = reader, arg, kwargs, steps
+
+    def plan(self):
+        """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""
+        described = [("reader", self.reader, str(self.arg))]
+        for kind, *args in self.steps:
+            step_type, name = _STEP_INFO[kind]
+            described.append((step_type, name, str(args[0]) if args else ""))
+        return [field for step in reversed(described) for field in step]
+
+    def records(self, errors, format_error):
+        it = gears_readers.READERS[self.reader](self.arg, **self.kwargs)
+        it = _guarded_reader(it, errors, format_error)
+        for kind, *args in self.steps:
+            it = _APPLY[kind](it, errors, format_error, *args)
+        return it
+
+
+def _guarded_reader(it, errors, format_error):
+    try:
+        yield from it
+    except Exception as exc:
+        errors.append(format_error(exc, exc.__traceback__))
+
+
+def _each(it, errors, format_error, step):
+    """Runs `step(record)` for each record; an exception records an error and drops it."""
+    for record in it:
+        try:
+            yield from step(record)
+        except Exception as exc:
+            errors.append(format_error(exc, exc.__traceback__.tb_next))
+
+
+def _map(it, errors, fmt, f):
+    return _each(it, errors, fmt, lambda r: (f(r),))
+
+
+def _topyrecord(it, errors, fmt, _):
+    return it
+
+
+def _flatmap(it, errors, fmt, f):
+    def expand(r):
+        out = f(r)
+        return out if isinstance(out, list) else (out,)
+    return _each(it, errors, fmt, expand)
+
+
+def _filter(it, errors, fmt, f):
+    return _each(it, errors, fmt, lambda r: (r,) if f(r) else ())
+
+
+def _foreach(it, errors, fmt, f):
+    def run(r):
+        f(r)
+        return (r,)
+    return _each(it, errors, fmt, run)
+
+
+def _accumulate(it, errors, fmt, f):
+    acc = [None]
+
+    def step(r):
+        acc[0] = f(acc[0], r)
+        return ()
+    yield from _each(it, errors, fmt, step)
+    yield acc[0]
+
+
+def _accumulatebykey(it, errors, fmt, extract, reduce):
+    groups = {}
+
+    def step(r):
+        key = extract(r)
+        groups[key] = reduce(key, groups.get(key), r)
+        return ()
+    yield from _each(it, errors, fmt, step)
+    for key, value in groups.items():
+        yield {"key": key, "value": value}
+
+
+def _groupby(it, errors, fmt, extract, reduce):
+    groups = {}
+
+    def step(r):
+        groups.setdefault(extract(r), []).append(r)
+        return ()
+    yield from _each(it, errors, fmt, step)
+    yield from _each(iter(groups.items()), errors, fmt, lambda kv: ({"key": kv[0], "value": reduce(kv[0], kv[1])},))
+
+
+def _limit(it, errors, fmt, length, start):
+    for i, record in enumerate(it):
+        if i >= start + length:
+            return
+        if i >= start:
+            yield record
+
+
+def _passthrough(it, errors, fmt, *_):
+    return it
+
+
+_APPLY = {
+    "topyrecord": _topyrecord, "map": _map, "flatmap": _flatmap, "filter": _filter, "foreach": _foreach,
+    "accumulate": _accumulate, "accumulatebykey": _accumulatebykey, "groupby": _groupby, "limit": _limit,
+    "collect": _passthrough, "repartition": _passthrough,
+}

@@ -1,0 +1,47 @@
+"""Records to replies (spec §1.3), in the host<->guest encoding of wasm/codec.h."""
+import struct
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_PY_RECORD = b"PY RECORD"
+
+
+def _tagged(out, tag, data):
+    out.append(tag + struct.pack("<I", len(data)) + data)
+
+
+def encode_record(record, out, depth=0):
+    """Appends the encoding of one result record to the list `out`."""
+    if isinstance(record, str):
+        data = record.encode("utf-8", "surrogatepass")
+        if len(record) > 1 and record[0] == "+":
+            _tagged(out, b"+", data[1:])
+        elif record.startswith("-"):
+            _tagged(out, b"-", data[1:])
+        else:
+            _tagged(out, b"$", data)
+    elif isinstance(record, (bytes, bytearray)):
+        _tagged(out, b"$", bytes(record))
+    elif isinstance(record, int):
+        if _I64_MIN <= record <= _I64_MAX:
+            out.append(b":" + struct.pack("<q", record))
+        else:
+            _tagged(out, b"$", str(record).encode())
+    elif isinstance(record, float):
+        _tagged(out, b"$", (b"%f" % record))
+    elif isinstance(record, list) and depth < 32:
+        out.append(b"*" + struct.pack("<I", len(record)))
+        for item in record:
+            encode_record(item, out, depth + 1)
+    else:
+        _tagged(out, b"$", _PY_RECORD)
+
+
+def encode_results(results, errors):
+    """`[[results...], [errors...]]` as one encoded reply."""
+    out = [b"*\x02\x00\x00\x00", b"*" + struct.pack("<I", len(results))]
+    for record in results:
+        encode_record(record, out)
+    out.append(b"*" + struct.pack("<I", len(errors)))
+    for err in errors:
+        _tagged(out, b"$", err.encode("utf-8", "replace"))
+    return b"".join(out)

@@ -1,0 +1,120 @@
+"""Readers: where a flow's records come from (spec §2.3).
+
+Keys are read through the host in batches: one SCAN, one batch of TYPE calls and one batch
+of value reads per ~1000 keys, each batch under one acquisition of the Redis lock.
+"""
+import types
+
+import _gears_host
+
+error = _gears_host.error
+SCAN_COUNT = 1000
+# RedisGears names the types it converts; a stream is 'unknown', a vanished key 'empty'.
+_TYPE_NAMES = {"string": "string", "hash": "hash", "list": "list", "set": "set", "zset": "zset",
+               "stream": "unknown", "none": "empty"}
+
+
+def _value_command(key, type_name):
+    if type_name == "string":
+        return ["GET", key]
+    if type_name == "hash":
+        return ["HGETALL", key]
+    if type_name == "list":
+        return ["LRANGE", key, "0", "-1"]
+    return None
+
+
+def _convert_value(type_name, reply):
+    if isinstance(reply, error):
+        return None
+    if type_name == "hash":
+        return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+    return reply
+
+
+def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
+    """Lists of key names matching a glob (or exactly `pattern` with no_scan)."""
+    if no_scan:
+        if _gears_host.call(["EXISTS", pattern]):
+            yield [pattern]
+        return
+    cursor, seen = "0", set()
+    while True:
+        command = ["SCAN", cursor, "MATCH", pattern, "COUNT", str(count)]
+        if type_filter:
+            command += ["TYPE", type_filter]
+        cursor, keys = _gears_host.call(command)
+        fresh = [k for k in keys if k not in seen]  # SCAN may repeat keys while rehashing
+        seen.update(fresh)
+        if fresh:
+            yield fresh
+        if cursor == "0":
+            return
+
+
+def _key_name(key):
+    return key if isinstance(key, str) else bytes(key).decode("utf-8", "replace")
+
+
+def keys_reader(pattern="*", noScan=False, readValue=True, **_):
+    for keys in _key_batches(pattern, noScan):
+        if not readValue:
+            for key in keys:
+                yield {"key": _key_name(key), "event": None}
+            continue
+        kinds = _gears_host.call_batch([["TYPE", k] for k in keys])
+        commands = [_value_command(k, t) for k, t in zip(keys, kinds)]
+        values = iter(_gears_host.call_batch([c for c in commands if c]))
+        for key, kind, command in zip(keys, kinds, commands):
+            type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
+            value = _convert_value(kind, next(values)) if command else None
+            yield {"key": _key_name(key), "value": value, "type": type_name, "event": None}
+
+
+def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerator=None, **_):
+    if patternGenerator is not None:
+        pattern, noScan = patternGenerator()
+    for keys in _key_batches(pattern, noScan, count):
+        yield from (_key_name(k) for k in keys)
+
+
+def stream_reader(pattern="*", fromId="0-0", **_):
+    has_glob = any(c in pattern for c in "*?[")
+    streams = (k for batch in _key_batches(pattern, False, type_filter="stream") for k in batch) \
+        if has_glob else [pattern]
+    for stream in streams:
+        start = fromId
+        while True:
+            entries = _gears_host.call(["XRANGE", stream, start, "+", "COUNT", str(SCAN_COUNT)])
+            if isinstance(entries, error) or not entries:
+                break
+            for entry_id, fields in entries:
+                value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
+                yield {"key": _key_name(stream), "id": entry_id, "value": value}
+            start = "(" + entries[-1][0]
+
+
+def python_reader(func=None, **_):
+    if func is None:
+        raise error("python reader function is not given")
+    if not isinstance(func, types.FunctionType):
+        raise error("pyreader argument must be a function")
+    result = func()
+    if isinstance(result, types.GeneratorType) or hasattr(result, "__next__"):
+        yield from result
+    else:
+        yield result
+
+
+def shards_id_reader(*_, **__):
+    yield "1"  # standalone: a single shard
+
+
+READERS = {
+    "KeysReader": keys_reader,
+    "KeysOnlyReader": keys_only_reader,
+    "StreamReader": stream_reader,
+    "PythonReader": python_reader,
+    "ShardsIDReader": shards_id_reader,
+}
+REGISTER_ONLY = {"CommandReader"}
