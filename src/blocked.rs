@@ -8,10 +8,13 @@ use crate::codec::Reply;
 use redis_module::{raw, Context};
 use std::ops::Deref;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct BlockedClient {
     client: *mut raw::RedisModuleBlockedClient,
     ctx: *mut raw::RedisModuleCtx,
+    /// Set once the client was unblocked: later replies and unblocks are no-ops.
+    released: AtomicBool,
 }
 
 // SAFETY: Redis allows a blocked-client handle and its thread-safe context to be used from
@@ -27,12 +30,27 @@ impl BlockedClient {
         let client = unsafe { raw::RedisModule_BlockClient.expect("Redis API")(ctx.ctx, None, None, None, 0) };
         // SAFETY: `client` was just returned by RedisModule_BlockClient.
         let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(client) };
-        BlockedClient { client, ctx }
+        BlockedClient { client, ctx, released: AtomicBool::new(false) }
     }
 
     /// Queues `reply` for the client (sent when it is unblocked). Needs no lock.
     pub fn reply(&self, reply: &Reply) {
-        crate::reply::send(&Context::new(self.ctx), reply);
+        if !self.released.load(Ordering::Acquire) {
+            crate::reply::send(&Context::new(self.ctx), reply);
+        }
+    }
+
+    /// Unblocks the client now: it gets what was replied so far. Idempotent.
+    pub fn unblock(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: both pointers came from BlockClient/GetThreadSafeContext; the `released`
+        // flag makes this run once, and `lock`/`reply` are not used after it by our callers.
+        unsafe {
+            raw::RedisModule_FreeThreadSafeContext.expect("Redis API")(self.ctx);
+            raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
+        }
     }
 
     /// Takes the Redis GIL; the guard is a context for RM_Call.
@@ -45,12 +63,7 @@ impl BlockedClient {
 
 impl Drop for BlockedClient {
     fn drop(&mut self) {
-        // SAFETY: both pointers came from BlockClient/GetThreadSafeContext and are released
-        // exactly once, the context first.
-        unsafe {
-            raw::RedisModule_FreeThreadSafeContext.expect("Redis API")(self.ctx);
-            raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
-        }
+        self.unblock();
     }
 }
 

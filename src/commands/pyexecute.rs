@@ -78,6 +78,7 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
     let abort = executions::add(&execution.id, execution.plan, Arc::clone(&session));
     if args.unblocking {
         send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
+        tsc.unblock(); // the client has its id; the flow runs without it
         flows::run(&execution.id, &session, abort, redis_call::detached());
     } else {
         flows::run(&execution.id, &session, abort, redis_call::for_client(tsc));

@@ -39,6 +39,20 @@ def _check_function(op, func, nargs):
     return func
 
 
+def _operation(nargs, optional=0):
+    """RedisGears' check on the arguments given to an operation (not to its callback)."""
+    def wrap(method):
+        def checked(self, *args, **kwargs):
+            given = len(args) + len(kwargs)
+            if not nargs <= given <= nargs + optional:
+                raise error("wrong number of args to %s function" % method.__name__)
+            return method(self, *args, **kwargs)
+        checked.__name__ = method.__name__
+        checked.__doc__ = method.__doc__
+        return checked
+    return wrap
+
+
 class GearsBuilder:
     def __init__(self, reader="KeysReader", defaultArg="*", desc=None):
         if not isinstance(reader, str):
@@ -55,43 +69,55 @@ class GearsBuilder:
         return self
 
     # ---- local operations -------------------------------------------------------------
+    @_operation(1)
     def map(self, f):
         return self._add("map", _check_function("map", f, 1))
 
+    @_operation(1)
     def flatmap(self, f):
         return self._add("flatmap", _check_function("flatmap", f, 1))
 
+    @_operation(1)
     def filter(self, f):
         return self._add("filter", _check_function("filter", f, 1))
 
+    @_operation(1)
     def foreach(self, f):
         return self._add("foreach", _check_function("foreach", f, 1))
 
+    @_operation(1)
     def accumulate(self, f):
         return self._add("accumulate", _check_function("accumulate", f, 2))
 
+    @_operation(2)
     def localgroupby(self, e, r):
         return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
 
+    @_operation(1, 1)
     def limit(self, length, start=0):
         if not isinstance(length, int) or not isinstance(start, int):
             raise error("limit arguments must be integers")
         return self._add("limit", length, start)
 
     # ---- global operations (standalone: local) ----------------------------------------
+    @_operation(0)
     def collect(self):
         return self._add("collect")
 
+    @_operation(1)
     def repartition(self, f):
         return self._add("repartition", _check_function("repartition", f, 1))
 
+    @_operation(2)
     def groupby(self, e, r):
         return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
 
+    @_operation(2)
     def batchgroupby(self, e, r):
         return self._add("groupby", _check_function("extractor", e, 1), _check_function("reducer", r, 2))
 
     # ---- sugar, as RedisGears builds it -----------------------------------------------
+    @_operation(3)
     def aggregate(self, z, seqOp, combOp):
         _check_function("aggregate", seqOp, 2)
         _check_function("aggregate", combOp, 2)
@@ -99,6 +125,7 @@ class GearsBuilder:
         self.collect()
         return self.accumulate(lambda a, r: combOp(copy.deepcopy(z) if a is None else a, r))
 
+    @_operation(4)
     def aggregateby(self, e, z, seqOp, combOp):
         _check_function("aggregateby", seqOp, 3)
         _check_function("aggregateby", combOp, 3)
@@ -106,21 +133,26 @@ class GearsBuilder:
         return self.groupby(lambda r: r["key"],
                             lambda k, a, r: combOp(k, copy.deepcopy(z) if a is None else a, r["value"]))
 
+    @_operation(0)
     def count(self):
         return self.aggregate(0, lambda a, r: a + 1, lambda a, r: a + r)
 
+    @_operation(0, 1)
     def countby(self, extractor=lambda x: x):
         return self.aggregateby(extractor, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)
 
+    @_operation(0, 1)
     def avg(self, extractor=lambda x: float(x)):
         self.map(extractor)
         self.aggregate((0, 0), lambda a, r: (a[0] + r, a[1] + 1), lambda a, r: (a[0] + r[0], a[1] + r[1]))
         return self.map(lambda x: x[0] / x[1])
 
+    @_operation(0)
     def distinct(self):
         self.aggregate(set(), lambda a, r: a | {r}, lambda a, r: a | r)
         return self.flatmap(lambda x: list(x))
 
+    @_operation(0, 1)
     def sort(self, reverse=True):
         self.aggregate([], lambda a, r: a + [r], lambda a, r: a + r)
         return self.flatmap(lambda x: sorted(x, reverse=reverse))
@@ -136,7 +168,7 @@ class GearsBuilder:
             raise error("unknown execution mode")
         arg = self.defaultArg if arg is None else arg
         if self.reader == "PythonReader":
-            if arg is None or arg == "*":
+            if arg is None:
                 raise error("python reader function is not given")
             if not isinstance(arg, types.FunctionType):
                 raise error("pyreader argument must be a function")
