@@ -44,7 +44,9 @@ lint:
 
 bench: module $(VENV)/.done
 	@py=$$(bash python-wasi/build.sh); \
-	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) WASMGEARS_NATIVE_PYTHON=$$py/native/python $(VENV)/bin/python benches/bench.py
+	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) WASMGEARS_NATIVE_PYTHON=$$py/native/python \
+	WASMGEARS_VENV_SITE=$$($(VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])') \
+	$(VENV)/bin/python benches/bench.py
 
 clean-cache:
 	rm -rf $(WASMGEARS_CACHE)

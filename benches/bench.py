@@ -1,10 +1,11 @@
-"""Session start-up benchmark (`make bench`).
+"""Benchmarks (`make bench`), every baseline measured in the same run on this machine.
 
-Measures, in one run on this machine:
-  - RG.PYEXECUTE of a trivial script, end to end through a client (session create + run + free)
-  - EVAL of a trivial Lua script through the same client (the client/protocol floor)
-  - native CPython 3.13 (the recipe's build-python): _interpreters.create() + exec + destroy()
-and prints p50/p99 and the ratios.
+1. Session start-up: RG.PYEXECUTE of a trivial script end to end (session create + run +
+   free) vs native CPython 3.13 (the recipe's build-python) _interpreters create/exec/destroy,
+   and vs EVAL of a trivial Lua script (the client/protocol floor).
+2. A flow over 100k keys: GB().map(...).count().run() vs the same work in a Lua EVAL script
+   and in native CPython 3.13 with redis-py pipelines.
+3. Two sessions' CPU-bound executions in parallel vs one after the other.
 """
 import os
 import socket
@@ -12,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import redis
@@ -51,6 +53,85 @@ def timed(fn, n):
     return out
 
 
+KEYS = int(os.environ.get("BENCH_KEYS", "100000"))
+FLOW = "GB().map(lambda r: len(r['value'])).count().run()"
+LUA_FLOW = """
+local cursor, n = '0', 0
+repeat
+  local res = redis.call('SCAN', cursor, 'COUNT', 1000)
+  cursor = res[1]
+  for _, k in ipairs(res[2]) do
+    local v = redis.call('GET', k)
+    local len = string.len(v)
+    n = n + 1
+  end
+until cursor == '0'
+return n
+"""
+NATIVE_FLOW = r"""
+import sys, time, redis
+r = redis.Redis(port=int(sys.argv[1]))
+best = None
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    n = 0
+    cursor = 0
+    while True:
+        cursor, keys = r.scan(cursor, count=1000)
+        pipe = r.pipeline(transaction=False)
+        for k in keys:
+            pipe.get(k)
+        n += len(list(map(lambda v: len(v), pipe.execute())))
+        if cursor == 0:
+            break
+    assert n == int(sys.argv[3]), n
+    elapsed = time.perf_counter() - t
+    best = elapsed if best is None else min(best, elapsed)
+print(best)
+"""
+SPIN = "GB('PythonReader').map(lambda x: sum(range(x))).run(lambda: (x for x in [3000000]))"
+
+
+def best_of(fn, n):
+    return min(timed(fn, n))
+
+
+def flow_bench(r, port, native_python):
+    r.execute_command("DEBUG", "POPULATE", KEYS, "key", 10)
+    reply = r.execute_command("RG.PYEXECUTE", FLOW)
+    assert reply[0] == [str(KEYS).encode()], reply
+    wasm = best_of(lambda: r.execute_command("RG.PYEXECUTE", FLOW), 5)
+    lua = best_of(lambda: r.execute_command("EVAL", LUA_FLOW, 0), 5)
+    site = os.environ.get("WASMGEARS_VENV_SITE", "")
+    out = subprocess.run([native_python, "-c", NATIVE_FLOW, str(port), "5", str(KEYS)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": site})
+    native = float(out.stdout)
+    print(f"\nflow over {KEYS} keys (best of 5):")
+    print(f"  RG.PYEXECUTE {FLOW!r}: {wasm * 1e3:9.1f} ms")
+    print(f"  Lua EVAL (SCAN + GET + len, same work):          {lua * 1e3:9.1f} ms   wasm/Lua = {wasm / lua:.2f}x")
+    print(f"  native CPython 3.13 + redis-py pipelines:        {native * 1e3:9.1f} ms   wasm/native = {wasm / native:.2f}x")
+
+
+def parallel_bench(port):
+    clients = [redis.Redis(port=port) for _ in range(2)]
+    for c in clients:
+        c.execute_command("RG.PYEXECUTE", SPIN)
+    t = time.perf_counter()
+    for c in clients:
+        c.execute_command("RG.PYEXECUTE", SPIN)
+    sequential = time.perf_counter() - t
+    threads = [threading.Thread(target=c.execute_command, args=("RG.PYEXECUTE", SPIN)) for c in clients]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    parallel = time.perf_counter() - t
+    print(f"\ntwo sessions, CPU-bound flow each (sum(range(3e6))):")
+    print(f"  one after the other: {sequential * 1e3:8.1f} ms   in parallel: {parallel * 1e3:8.1f} ms"
+          f"   speed-up {sequential / parallel:.2f}x (2 cores)")
+
+
 def main():
     module = os.environ["WASMGEARS_MODULE"]
     native_python = os.environ["WASMGEARS_NATIVE_PYTHON"]
@@ -58,7 +139,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp,
-             "--logfile", os.path.join(tmp, "redis.log"), "--loadmodule", module])
+             "--logfile", os.path.join(tmp, "redis.log"), "--enable-debug-command", "yes",
+             "--loadmodule", module])
         try:
             r = redis.Redis(port=port)
             for _ in range(300):
@@ -71,6 +153,8 @@ def main():
                 r.execute_command("RG.PYEXECUTE", "x=1")
             wasm = timed(lambda: r.execute_command("RG.PYEXECUTE", "x=1"), ITERATIONS)
             lua = timed(lambda: r.execute_command("EVAL", "local x = 1", 0), ITERATIONS)
+            flow_bench(r, port, native_python)
+            parallel_bench(port)
         finally:
             server.terminate()
             server.wait()
