@@ -1,10 +1,10 @@
 //! Executions: one run of a flow, listed under `<shard id>-<n>` until dropped or evicted.
 //! Each holds its session, so a script that only runs is freed with its executions.
 
-use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::registry::{Finished, Registry};
 use crate::session::Session;
+use crate::worker_context::WorkerContext;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -39,7 +39,7 @@ pub struct Execution {
     pub errors: Vec<String>,
     pub total_ms: u64,
     pub abort: Arc<AtomicBool>,
-    pub waiters: Vec<BlockedClient>,
+    pub waiters: Vec<WorkerContext>,
     /// Held, never read: the session lives as long as its executions.
     #[allow(dead_code)]
     session: Arc<Session>,

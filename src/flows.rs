@@ -1,11 +1,11 @@
 //! Running an execution's flow in its session, and finishing it: results stored, waiting
 //! clients (RG.GETRESULTSBLOCKING) answered.
 
-use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::executions::{self, Status};
 use crate::sandbox::{RedisCaller, SandboxError};
 use crate::session::Session;
+use crate::worker_context::WorkerContext;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,6 +72,6 @@ fn finish(id: &str, status: Status, results: Vec<Reply>, errors: Vec<String>, to
 }
 
 /// Answers a client blocked by RG.GETRESULTSBLOCKING.
-fn reply_to_blocked(client: BlockedClient, reply: &Reply) {
+fn reply_to_blocked(client: WorkerContext, reply: &Reply) {
     client.reply(reply);
 }

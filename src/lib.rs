@@ -5,7 +5,6 @@ pub mod codec;
 pub mod config;
 pub mod pyexecute_args;
 
-mod blocked;
 mod commands;
 mod executions;
 mod flows;
@@ -17,6 +16,7 @@ mod reply;
 mod sandbox;
 mod session;
 mod settings;
+mod worker_context;
 mod workers;
 
 use config::{Config, EXECUTION_THREADS, GUEST_DIR, MAX_SESSIONS};

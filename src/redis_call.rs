@@ -1,12 +1,9 @@
 //! `execute()` from a sandbox: runs the command through RM_Call and converts its reply.
 
-use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::sandbox::RedisCaller;
-use redis_module::{
-    CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, DetachedFromClient,
-    ThreadSafeContext,
-};
+use crate::worker_context::WorkerContext;
+use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
 use std::sync::Arc;
 
 /// Replicated like RedisGears' `!v` calls, with errors returned as replies.
@@ -46,38 +43,60 @@ pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
     convert(&result)
 }
 
-/// `execute()` for a blocked client's worker: takes the Redis GIL for each call (or batch).
-pub struct ClientCaller(pub Arc<BlockedClient>);
+/// `execute()` from a worker: takes the Redis GIL for each call (or batch), or keeps it
+/// for an `atomic()` block (re-entrant; released at the latest when the entry ends).
+pub struct WorkerCaller {
+    ctx: Arc<WorkerContext>,
+    atomic_depth: u32,
+}
 
-impl RedisCaller for ClientCaller {
-    fn call(&mut self, args: &[&[u8]]) -> Reply {
-        run_command(&self.0.lock(), args)
-    }
-
-    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
-        let ctx = self.0.lock();
-        Reply::Array(commands.iter().map(|c| run_command(&ctx, c)).collect())
+impl WorkerCaller {
+    fn with_ctx<R>(&self, f: impl FnOnce(&Context) -> R) -> R {
+        if self.atomic_depth > 0 {
+            f(&self.ctx.context())
+        } else {
+            f(&self.ctx.lock())
+        }
     }
 }
 
-/// `execute()` for work no client waits on (an UNBLOCKING execution after its id was sent).
-pub struct DetachedCaller(ThreadSafeContext<DetachedFromClient>);
-
-impl RedisCaller for DetachedCaller {
+impl RedisCaller for WorkerCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        run_command(&self.0.lock(), args)
+        self.with_ctx(|ctx| run_command(ctx, args))
     }
 
     fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
-        let ctx = self.0.lock();
-        Reply::Array(commands.iter().map(|c| run_command(&ctx, c)).collect())
+        self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_command(ctx, c)).collect()))
+    }
+
+    fn atomic(&mut self, enter: bool) {
+        if enter {
+            if self.atomic_depth == 0 {
+                self.ctx.hold();
+            }
+            self.atomic_depth += 1;
+        } else if self.atomic_depth > 0 {
+            self.atomic_depth -= 1;
+            if self.atomic_depth == 0 {
+                self.ctx.release();
+            }
+        }
     }
 }
 
+impl Drop for WorkerCaller {
+    fn drop(&mut self) {
+        if self.atomic_depth > 0 {
+            self.ctx.release();
+        }
+    }
+}
+
+/// For work no client waits on (an UNBLOCKING execution after its id was sent).
 pub fn detached() -> Box<dyn RedisCaller> {
-    Box::new(DetachedCaller(ThreadSafeContext::new()))
+    Box::new(WorkerCaller { ctx: Arc::new(WorkerContext::detached()), atomic_depth: 0 })
 }
 
-pub fn for_client(client: &Arc<BlockedClient>) -> Box<dyn RedisCaller> {
-    Box::new(ClientCaller(Arc::clone(client)))
+pub fn for_client(client: &Arc<WorkerContext>) -> Box<dyn RedisCaller> {
+    Box::new(WorkerCaller { ctx: Arc::clone(client), atomic_depth: 0 })
 }

@@ -16,6 +16,7 @@ IMPORT("call") int32_t host_call(const uint8_t *args, uint32_t len, uint8_t **re
 IMPORT("log") void host_log(int32_t level, const char *msg, uint32_t len);
 IMPORT("config_get") int32_t host_config_get(const char *key, uint32_t len, uint8_t **value, uint32_t *value_len);
 IMPORT("call_batch") int32_t host_call_batch(const uint8_t *cmds, uint32_t len, uint8_t **reply, uint32_t *reply_len);
+IMPORT("atomic") int32_t host_atomic(int32_t enter);
 IMPORT("create_execution") int32_t host_create_execution(const uint8_t *plan, uint32_t len, uint8_t **id, uint32_t *id_len);
 
 static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
@@ -100,9 +101,17 @@ static PyObject *host_module_config_get(PyObject *self, PyObject *key) {
     return s;
 }
 
+static PyObject *host_module_atomic(PyObject *self, PyObject *enter) {
+    int flag = PyObject_IsTrue(enter);
+    if (flag < 0) return NULL;
+    if (host_atomic(flag) != 0) return PyErr_Format(gears_error, "atomic() is not available here");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef host_methods[] = {
     {"call", host_module_call, METH_O, "Run a Redis command: list of bytes -> reply."},
     {"call_batch", host_module_call_batch, METH_O, "Run several commands under one lock."},
+    {"atomic", host_module_atomic, METH_O, "Hold (True) or release (False) the Redis lock."},
     {"create_execution", host_module_create_execution, METH_O, "Register an execution; its id."},
     {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
     {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},

@@ -2,11 +2,11 @@
 //! RG.GETRESULTSBLOCKING, RG.DROPEXECUTION, RG.ABORTEXECUTION (spec §1.1, §1.4).
 
 use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
-use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::executions::{self, Execution, Status, SHARD_ID};
 use crate::registry::Finished;
 use crate::reply::{bulk, send};
+use crate::worker_context::WorkerContext;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::atomic::Ordering;
 
@@ -126,7 +126,7 @@ pub fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResul
         return Err(RedisError::Str(BLOCKING_NOT_ALLOWED));
     }
     // Registered under the registry lock, so the finishing worker cannot miss this client.
-    e.waiters.push(BlockedClient::block(ctx));
+    e.waiters.push(WorkerContext::block(ctx));
     Ok(RedisValue::NoReply)
 }
 

@@ -1,11 +1,11 @@
 //! RG.PYEXECUTE: runs a script in a new session, on a worker, with the client blocked.
 
 use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
-use crate::blocked::BlockedClient;
 use crate::codec::Reply;
 use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
 use crate::sandbox::ScriptOutcome;
 use crate::session::Session;
+use crate::worker_context::WorkerContext;
 use crate::{executions, flows, redis_call, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +25,7 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })?;
     check_session_options(&parsed)?;
 
-    let client = Arc::new(BlockedClient::block(ctx));
+    let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
         let answered = catch_unwind(AssertUnwindSafe(|| run_script(parsed, &client)));
         if answered.is_err() {
@@ -50,7 +50,7 @@ fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
     }
 }
 
-type Client = Arc<BlockedClient>;
+type Client = Arc<WorkerContext>;
 
 fn send(client: &Client, reply: &Reply) {
     client.reply(reply);

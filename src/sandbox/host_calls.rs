@@ -18,6 +18,9 @@ pub trait RedisCaller: Send {
     fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
         Reply::Array(commands.iter().map(|c| self.call(c)).collect())
     }
+
+    /// Enters (`true`) or leaves an `atomic()` block: the Redis GIL is held in between.
+    fn atomic(&mut self, enter: bool);
 }
 
 /// An execution a script created with `run()`: its id and plan (see executions.rs).
@@ -135,6 +138,16 @@ fn call_batch(
     reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
 }
 
+fn atomic(mut caller: GuestCaller<'_>, enter: i32) -> wasmtime::Result<i32> {
+    match caller.data_mut().entry.redis.as_mut() {
+        Some(redis) => {
+            redis.atomic(enter != 0);
+            Ok(0)
+        }
+        None => Ok(-1),
+    }
+}
+
 /// `run()`: allocates the execution id; the host runs the flow after the script returns.
 fn create_execution(
     mut caller: GuestCaller<'_>,
@@ -190,5 +203,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap("gears", "config_get", config_get)?;
     linker.func_wrap("gears", "call_batch", call_batch)?;
     linker.func_wrap("gears", "create_execution", create_execution)?;
+    linker.func_wrap("gears", "atomic", atomic)?;
     Ok(())
 }

@@ -60,6 +60,24 @@ def gearsConfigGet(key, default=None):
     return default if value is None else value
 
 
+class atomic:
+    """`with atomic():` holds the Redis lock for the block, so its commands run together
+    (re-entrant; released at the latest when the call into Python ends)."""
+
+    def __enter__(self):
+        _gears_host.atomic(True)
+        return self
+
+    def __exit__(self, *exc_info):
+        _gears_host.atomic(False)
+        return False
+
+
+def hashtag():
+    """A hash tag mapping to this shard's first slot; standalone: slot 0's ('06S')."""
+    return "06S"
+
+
 def flatError(msg):
     return flat_error(msg)
 
@@ -87,6 +105,8 @@ def _make_redisgears_module():
     mod.log = log
     mod.config_get = configGet
     mod.flatError = flatError
+    mod.atomicCtx = atomic
+    mod.getMyHashTag = hashtag
     mod.registerTimeEvent = _not_yet("registerTimeEvent")
     mod.GearsError = error
     mod.GearsForceStopped = forcestopped
@@ -109,13 +129,15 @@ def _base_globals():
         "configGet": configGet,
         "gearsConfigGet": gearsConfigGet,
         "flat_error": flatError,
+        "atomic": atomic,
+        "hashtag": hashtag,
         "redisgears": redisgears,
         "rg": redisgears,
         "Log": _deprecated("Log", log),
         "ConfigGet": _deprecated("ConfigGet", configGet),
         "GearsConfigGet": _deprecated("GearsConfigGet", gearsConfigGet),
     }
-    for name in ("atomic", "hashtag", "registerTE", "gearsFuture", "isAsyncAllow", "call_next",
+    for name in ("registerTE", "gearsFuture", "isAsyncAllow", "call_next",
                  "get_command", "override_reply", "createFuture", "setFutureResults",
                  "setFutureException", "runCoroutine"):
         g[name] = _not_yet(name)

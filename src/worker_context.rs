@@ -1,5 +1,6 @@
-//! A client blocked while a worker serves it: reply to it from any thread, and reach Redis
-//! through its thread-safe context under the Redis GIL.
+//! How a worker thread reaches Redis: a thread-safe context, either tied to a client blocked
+//! while the worker serves it (replies go to that client) or detached (work nobody waits on).
+//! Calls into Redis happen under the Redis GIL (`lock`, or `hold`/`release` for `atomic()`).
 //!
 //! redis-module's `ThreadSafeContext::lock()` hands out a *detached* context, on which
 //! replies go nowhere; this keeps the one context tied to the client for both.
@@ -10,7 +11,7 @@ use std::ops::Deref;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub struct BlockedClient {
+pub struct WorkerContext {
     client: *mut raw::RedisModuleBlockedClient,
     ctx: *mut raw::RedisModuleCtx,
     /// Set once the client was unblocked: later replies and unblocks are no-ops.
@@ -19,23 +20,46 @@ pub struct BlockedClient {
 
 // SAFETY: Redis allows a blocked-client handle and its thread-safe context to be used from
 // any thread; calls that touch the keyspace happen only under `lock()` (the Redis GIL).
-unsafe impl Send for BlockedClient {}
-unsafe impl Sync for BlockedClient {}
+unsafe impl Send for WorkerContext {}
+unsafe impl Sync for WorkerContext {}
 
-impl BlockedClient {
+impl WorkerContext {
     /// Blocks the client of `ctx` (no timeout; answered by `reply`, released on drop).
-    pub fn block(ctx: &Context) -> BlockedClient {
+    pub fn block(ctx: &Context) -> WorkerContext {
         // SAFETY: `ctx` is a live command context on the main thread; the callbacks are
         // optional and a zero timeout means none.
         let client = unsafe { raw::RedisModule_BlockClient.expect("Redis API")(ctx.ctx, None, None, None, 0) };
         // SAFETY: `client` was just returned by RedisModule_BlockClient.
         let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(client) };
-        BlockedClient { client, ctx, released: AtomicBool::new(false) }
+        WorkerContext { client, ctx, released: AtomicBool::new(false) }
+    }
+
+    /// A context for work no client waits on.
+    pub fn detached() -> WorkerContext {
+        // SAFETY: a null blocked client asks Redis for a detached thread-safe context.
+        let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(ptr::null_mut()) };
+        WorkerContext { client: ptr::null_mut(), ctx, released: AtomicBool::new(false) }
+    }
+
+    /// Takes the Redis GIL until `release` (for `atomic()` blocks; see `context`).
+    pub fn hold(&self) {
+        // SAFETY: `self.ctx` is a live thread-safe context; the caller pairs this with `release`.
+        unsafe { raw::RedisModule_ThreadSafeContextLock.expect("Redis API")(self.ctx) };
+    }
+
+    pub fn release(&self) {
+        // SAFETY: paired with a previous `hold` on this same context.
+        unsafe { raw::RedisModule_ThreadSafeContextUnlock.expect("Redis API")(self.ctx) };
+    }
+
+    /// The context, for calls made while `hold` is in effect.
+    pub fn context(&self) -> Context {
+        Context::new(self.ctx)
     }
 
     /// Queues `reply` for the client (sent when it is unblocked). Needs no lock.
     pub fn reply(&self, reply: &Reply) {
-        if !self.released.load(Ordering::Acquire) {
+        if !self.client.is_null() && !self.released.load(Ordering::Acquire) {
             crate::reply::send(&Context::new(self.ctx), reply);
         }
     }
@@ -49,7 +73,9 @@ impl BlockedClient {
         // flag makes this run once, and `lock`/`reply` are not used after it by our callers.
         unsafe {
             raw::RedisModule_FreeThreadSafeContext.expect("Redis API")(self.ctx);
-            raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
+            if !self.client.is_null() {
+                raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
+            }
         }
     }
 
@@ -61,7 +87,7 @@ impl BlockedClient {
     }
 }
 
-impl Drop for BlockedClient {
+impl Drop for WorkerContext {
     fn drop(&mut self) {
         self.unblock();
     }
@@ -69,7 +95,7 @@ impl Drop for BlockedClient {
 
 pub struct Locked<'a> {
     ctx: Context,
-    _client: &'a BlockedClient,
+    _client: &'a WorkerContext,
 }
 
 impl Deref for Locked<'_> {
@@ -81,7 +107,7 @@ impl Deref for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        // SAFETY: locked in `BlockedClient::lock` on this same context.
+        // SAFETY: locked in `WorkerContext::lock` on this same context.
         unsafe { raw::RedisModule_ThreadSafeContextUnlock.expect("Redis API")(self.ctx.ctx) };
     }
 }
