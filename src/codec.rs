@@ -212,8 +212,8 @@ mod tests {
     #[test]
     fn batches_decode_and_refuse_truncation() {
         let mut enc = 2u32.to_le_bytes().to_vec();
-        enc.extend(encode_args(&[b"TYPE", b"k"]));
-        enc.extend(encode_args(&[b"GET", b"k"]));
+        enc.extend(encode_args(&[&b"TYPE"[..], b"k"]));
+        enc.extend(encode_args(&[&b"GET"[..], b"k"]));
         let batch = decode_batch(&enc).unwrap();
         assert_eq!(batch, vec![vec![&b"TYPE"[..], b"k"], vec![&b"GET"[..], b"k"]]);
         assert_eq!(decode_batch(&enc[..enc.len() - 1]), Err(CodecError::Truncated));
