@@ -38,6 +38,8 @@ pub struct Execution {
     pub results: Vec<Reply>,
     pub errors: Vec<String>,
     pub total_ms: u64,
+    /// Per step in plan order, with ProfileExecutions (else empty: durations show as 0).
+    pub step_ms: Vec<u64>,
     pub abort: Arc<AtomicBool>,
     pub waiters: Vec<WorkerContext>,
     /// Held, never read: the session lives as long as its executions.
@@ -79,6 +81,7 @@ pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool
         results: Vec::new(),
         errors: Vec::new(),
         total_ms: 0,
+        step_ms: Vec::new(),
         abort: Arc::clone(&abort),
         waiters: Vec::new(),
         session,

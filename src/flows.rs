@@ -10,18 +10,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Splits the guest's `[[results], [errors]]`.
-fn split_results(reply: Reply) -> (Vec<Reply>, Vec<String>) {
+/// How an execution ended.
+struct Outcome {
+    status: Status,
+    results: Vec<Reply>,
+    errors: Vec<String>,
+    /// Per step, plan order (only with ProfileExecutions).
+    step_ms: Vec<u64>,
+}
+
+impl Outcome {
+    fn failed(status: Status, error: String) -> Outcome {
+        Outcome { status, results: Vec::new(), errors: vec![error], step_ms: Vec::new() }
+    }
+}
+
+/// Splits the guest's `[[results], [errors]]` (+ `[durations]` when profiling).
+fn split_results(reply: Reply) -> Outcome {
     let text = |r: Reply| match r {
         Reply::Bulk(b) | Reply::Status(b) | Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
         other => format!("{other:?}"),
     };
-    match reply {
-        Reply::Array(mut parts) if parts.len() == 2 => match (parts.remove(0), parts.remove(0)) {
-            (Reply::Array(results), Reply::Array(errors)) => (results, errors.into_iter().map(text).collect()),
-            _ => (Vec::new(), vec!["malformed results from the sandbox".into()]),
-        },
-        _ => (Vec::new(), vec!["malformed results from the sandbox".into()]),
+    let Reply::Array(parts) = reply else {
+        return Outcome::failed(Status::Done, "malformed results from the sandbox".into());
+    };
+    let mut parts = parts.into_iter();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Reply::Array(results)), Some(Reply::Array(errors)), durations) => {
+            let step_ms = match durations {
+                Some(Reply::Array(d)) => {
+                    d.iter().map(|x| if let Reply::Int(ms) = x { *ms as u64 } else { 0 }).collect()
+                }
+                _ => Vec::new(),
+            };
+            Outcome { status: Status::Done, results, errors: errors.into_iter().map(text).collect(), step_ms }
+        }
+        _ => Outcome::failed(Status::Done, "malformed results from the sandbox".into()),
     }
 }
 
@@ -38,31 +62,29 @@ pub fn run(id: &str, session: &Session, abort: Arc<AtomicBool>, redis: Box<dyn R
         }
     };
     let started = Instant::now();
-    let (status, results, errors) = if !starting {
-        (Status::Aborted, Vec::new(), vec![SandboxError::Aborted.to_string()])
+    let outcome = if !starting {
+        Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string())
     } else {
         match session.run_execution(id, redis, abort) {
-            Ok(reply) => {
-                let (results, errors) = split_results(reply);
-                (Status::Done, results, errors)
-            }
-            Err(e @ SandboxError::Aborted) => (Status::Aborted, Vec::new(), vec![e.to_string()]),
+            Ok(reply) => split_results(reply),
+            Err(e @ SandboxError::Aborted) => Outcome::failed(Status::Aborted, e.to_string()),
             Err(e) => {
                 crate::redis_log::warning(&format!("wasmgears: execution {id}: {e}"));
-                (Status::Done, Vec::new(), vec![e.to_string()])
+                Outcome::failed(Status::Done, e.to_string())
             }
         }
     };
-    finish(id, status, results, errors, started.elapsed().as_millis() as u64);
+    finish(id, outcome, started.elapsed().as_millis() as u64);
 }
 
-fn finish(id: &str, status: Status, results: Vec<Reply>, errors: Vec<String>, total_ms: u64) {
+fn finish(id: &str, outcome: Outcome, total_ms: u64) {
     let (waiters, reply) = {
         let mut reg = executions::registry();
         let Some(e) = reg.get_mut(id) else { return };
-        e.status = status;
-        e.results = results;
-        e.errors = errors;
+        e.status = outcome.status;
+        e.results = outcome.results;
+        e.errors = outcome.errors;
+        e.step_ms = outcome.step_ms;
         e.total_ms = total_ms;
         (std::mem::take(&mut e.waiters), e.results_reply())
     };

@@ -49,13 +49,15 @@ fn plan_reply(e: &Execution) -> Reply {
     let steps = e
         .plan
         .chunks(3)
-        .map(|step| {
+        .enumerate()
+        .map(|(i, step)| {
             let field = |i: usize| bulk(step.get(i).cloned().unwrap_or_default());
+            let ms = e.step_ms.get(i).copied().unwrap_or(0) as i64;
             Reply::Array(vec![
                 bulk("type"),
                 field(0),
                 bulk("duration"),
-                Reply::Int(0),
+                Reply::Int(ms),
                 bulk("name"),
                 field(1),
                 bulk("arg"),
@@ -63,6 +65,8 @@ fn plan_reply(e: &Execution) -> Reply {
             ])
         })
         .collect();
+    // The reader is the last step in plan order.
+    let read_ms = e.step_ms.last().copied().unwrap_or(0) as i64;
     let errors = if finished { e.errors.iter().map(|x| bulk(x.as_str())).collect() } else { Vec::new() };
     Reply::Array(vec![
         bulk("status"),
@@ -78,7 +82,7 @@ fn plan_reply(e: &Execution) -> Reply {
         bulk("total_duration"),
         Reply::Int(e.total_ms as i64),
         bulk("read_duration"),
-        Reply::Int(0),
+        Reply::Int(read_ms),
         bulk("steps"),
         Reply::Array(steps),
     ])

@@ -4,6 +4,7 @@ A flow is a reader plus a list of steps. Standalone, the global steps (collect,
 repartition) keep the records where they are, and groupby is a local group-and-reduce.
 """
 import copy
+import time
 import types
 
 import _gears_host
@@ -199,12 +200,38 @@ class Flow:
             described.append((step_type, name, str(args[0]) if args else ""))
         return [field for step in reversed(described) for field in step]
 
-    def records(self, errors, format_error):
+    def records(self, errors, format_error, timings=None):
+        """The flow's output records. With `timings` (a list), each stage's inclusive time is
+        accumulated there: [reader, step 1, ...] (ProfileExecutions)."""
         it = gears_readers.READERS[self.reader](self.arg, **self.kwargs)
         it = _guarded_reader(it, errors, format_error)
+        if timings is not None:
+            timings.append(0.0)
+            it = _timed(it, timings, 0)
         for kind, *args in self.steps:
             it = _APPLY[kind](it, errors, format_error, *args)
+            if timings is not None:
+                timings.append(0.0)
+                it = _timed(it, timings, len(timings) - 1)
         return it
+
+    def step_durations_ms(self, timings):
+        """Per-stage self time in ms, in plan order (last step first, reader last)."""
+        own = [timings[0]] + [timings[i] - timings[i - 1] for i in range(1, len(timings))]
+        return [int(max(t, 0.0) * 1000) for t in reversed(own)]
+
+
+def _timed(it, timings, slot):
+    it = iter(it)
+    while True:
+        started = time.perf_counter()
+        try:
+            record = next(it)
+        except StopIteration:
+            timings[slot] += time.perf_counter() - started
+            return
+        timings[slot] += time.perf_counter() - started
+        yield record
 
 
 def _guarded_reader(it, errors, format_error):

@@ -36,12 +36,16 @@ def encode_record(record, out, depth=0):
         _tagged(out, b"$", _PY_RECORD)
 
 
-def encode_results(results, errors):
-    """`[[results...], [errors...]]` as one encoded reply."""
-    out = [b"*\x02\x00\x00\x00", b"*" + struct.pack("<I", len(results))]
+def encode_results(results, errors, durations=None):
+    """`[[results...], [errors...]]` (+ `[step durations in ms]` when profiling), encoded."""
+    parts = 2 if durations is None else 3
+    out = [b"*" + struct.pack("<I", parts), b"*" + struct.pack("<I", len(results))]
     for record in results:
         encode_record(record, out)
     out.append(b"*" + struct.pack("<I", len(errors)))
     for err in errors:
         _tagged(out, b"$", err.encode("utf-8", "replace"))
+    if durations is not None:
+        out.append(b"*" + struct.pack("<I", len(durations)))
+        out.extend(b":" + struct.pack("<q", d) for d in durations)
     return b"".join(out)

@@ -215,8 +215,10 @@ def _run_execution(execution_id):
     if flow is None:
         return gears_encode.encode_results([], ["execution %s has no flow in this session" % execution_id])
     errors = []
-    results = list(flow.records(errors, format_error))
-    return gears_encode.encode_results(results, errors)
+    timings = [] if configGet("ProfileExecutions") not in (None, "0") else None
+    results = list(flow.records(errors, format_error, timings))
+    durations = flow.step_durations_ms(timings) if timings is not None else None
+    return gears_encode.encode_results(results, errors, durations)
 
 
 def _reseed():
