@@ -6,7 +6,7 @@ PORT ?= 6379
 VENV := $(WASMGEARS_CACHE)/venv
 MODULE := target/release/libwasmgears.so
 
-.PHONY: all deps module run test unit-test integration-test bench lint clean-cache
+.PHONY: all deps module run test unit-test integration-test bench fuzz lint clean-cache
 
 all: module
 
@@ -38,9 +38,16 @@ integration-test: module $(VENV)/.done
 
 test: unit-test integration-test
 
+# Long fuzzing: property tests of every host parser/codec, then the end-to-end fuzzer.
+FUZZ_CASES ?= 100000
+fuzz: module $(VENV)/.done
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release -p wasmgears fuzz_ -- --nocapture
+	FUZZ_CASES=$(FUZZ_CASES) WASMGEARS_MODULE=$(CURDIR)/$(MODULE) \
+	  $(VENV)/bin/python -m pytest -q -s tests/test_fuzz_smoke.py
+
 lint:
 	cargo fmt --check
-	cargo clippy --release --workspace -- -D warnings
+	cargo clippy --release --workspace --all-targets -- -D warnings
 
 bench: module $(VENV)/.done
 	@py=$$(bash python-wasi/build.sh); \

@@ -1,6 +1,10 @@
 //! wasmgears: the RedisGears 1.x Python engine for Redis, every script in its own wasm
 //! sandbox. Registered with Redis as `rg`.
 
+// Under `cargo test` the Redis entry points are compiled out (see `entry`), so what only they
+// use is unused there.
+#![cfg_attr(test, allow(dead_code))]
+
 pub mod codec;
 pub mod config;
 pub mod pyexecute_args;
@@ -8,6 +12,8 @@ pub mod pyexecute_args;
 mod commands;
 mod executions;
 mod flows;
+#[cfg(test)]
+mod fuzz_tests;
 mod info;
 mod redis_call;
 mod redis_log;

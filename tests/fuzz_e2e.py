@@ -1,0 +1,103 @@
+"""End-to-end fuzzer: generated RG.* commands and Python scripts against a live server.
+
+After every batch it checks that the server answers and that a canary's data (keys no
+generated input may touch) is intact. Run directly (`make fuzz`, FUZZ_SECONDS) or through
+pytest as a short smoke (test_fuzz_smoke).
+"""
+import os
+import random
+import sys
+import time
+
+import redis
+
+RG_COMMANDS = ["RG.PYEXECUTE", "RG.GETRESULTS", "RG.GETRESULTSBLOCKING", "RG.DUMPEXECUTIONS",
+               "RG.GETEXECUTION", "RG.DROPEXECUTION", "RG.ABORTEXECUTION", "RG.CONFIGGET",
+               "RG.CONFIGSET"]
+WORDS = ["UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
+         "CLUSTER", "MaxExecutions", "ProfileExecutions", "FuzzExtra", "ExecutionThreads", "",
+         "0", "-1", "99999999999999999999", "0000000000000000000000000000000000000000-1"]
+# execute() targets only fz:* keys, so the canary can never be touched legitimately.
+COMMANDS = ["'set','fz:a','1'", "'get','fz:a'", "'incr','fz:n'", "'hset','fz:h','f','v'", "'lpush','fz:l','x'",
+            "'del','fz:a'", "'xadd','fz:s','*','f','v'", "'nosuchcommand'", "'get'", "'lpush','fz:a','x'"]
+LAMBDAS = ["lambda x: x", "lambda x: str(x)", "lambda x: 1/0", "lambda x: [x, x]", "lambda x: None",
+           "lambda x: {'k': x}", "lambda x: b'\\xff'", "lambda x: 1.5", "lambda x: '-ERR x'", "lambda x: '+OK'"]
+OPS = ["map({f})", "flatmap({f})", "filter({f})", "foreach({f})", "limit(2)", "collect()", "count()",
+       "distinct()", "sort()", "avg(lambda x: 1)", "countby(lambda x: 'k')", "accumulate(lambda a, r: r)",
+       "groupby(lambda x: 'k', lambda k, a, r: 1)", "batchgroupby(lambda x: 'k', lambda k, l: len(l))",
+       "aggregate(0, lambda a, r: a + 1, lambda a, r: a + r)", "repartition(lambda x: 'k')", "map(str)",
+       "map(lambda a, b: a)"]
+READERS = ["GB()", "GB('KeysReader')", "GB('KeysOnlyReader')", "GB('PythonReader')", "GB('ShardsIDReader')",
+           "GB('StreamReader')", "GB('CommandReader')", "GB('Nope')", "GB(1)"]
+RUNS = [".run()", ".run('fz:*')", ".run(lambda: (i for i in range(20)))", ".run(convertToStr=False)",
+        ".run(mode='sync')", ".run('fz:a', noScan=True)", ".run(readValue=False)", ".register()"]
+SNIPPETS = ["x = 1", "raise ValueError('fuzz')", "def f(:", "import os\nos.close(3)", "import json\njson.x = 1",
+            "l = [0] * 100000", "while True: pass", "import sys\nsys.setrecursionlimit(10**6)\ndef r(): r()\nr()",
+            "with atomic():\n    execute('incr', 'fz:n')", "log('fuzz')", "print('fuzz')", "hashtag()",
+            "configGet('FuzzExtra')", "open('/etc/passwd')", "import socket\nsocket.socket()",
+            "bytearray(10**9)", "b'\\x00' * 1000", "exec('1+')", "__import__('gc').get_objects()[:10]"]
+
+
+def script(rng):
+    parts = []
+    for _ in range(rng.randint(0, 3)):
+        parts.append(rng.choice(SNIPPETS) if rng.random() < 0.5 else "execute(%s)" % rng.choice(COMMANDS))
+    if rng.random() < 0.6:
+        flow = rng.choice(READERS)
+        for _ in range(rng.randint(0, 4)):
+            flow += "." + rng.choice(OPS).format(f=rng.choice(LAMBDAS))
+        parts.append(flow + rng.choice(RUNS))
+    if rng.random() < 0.1:
+        parts.append("".join(rng.choice("()[]{}:=+-*/'\"\\ abc\n") for _ in range(rng.randint(1, 30))))
+    return "\n".join(parts)
+
+
+def command(rng, known_ids):
+    name = rng.choice(RG_COMMANDS)
+    if name == "RG.PYEXECUTE":
+        args = [script(rng)] + rng.sample(WORDS, rng.randint(0, 2))
+    elif name == "RG.CONFIGSET":
+        args = rng.choice([["FuzzExtra", str(rng.random())], ["MaxExecutions", rng.choice(WORDS)],
+                           ["ExecutionThreads", "2"], ["FuzzExtra"]])
+    else:
+        pool = list(known_ids) + WORDS
+        args = [rng.choice(pool) for _ in range(rng.randint(0, 3))]
+    if name == "RG.GETRESULTSBLOCKING":
+        args = args[:1]  # may block until the execution ends: bounded by the time limit
+    return [name] + args
+
+
+CANARY = {f"canary:{i}": f"value-{i}" for i in range(20)}
+
+
+def check_canary(r):
+    assert r.ping()
+    assert r.mget(list(CANARY)) == list(CANARY.values()), "canary data changed"
+    assert r.execute_command("RG.PYEXECUTE", "execute('set', 'fz:alive', '1')") == "OK"
+
+
+def run(port, seconds=None, cases=None, seed=None, batch=50):
+    seed = random.randrange(1 << 30) if seed is None else seed
+    rng = random.Random(seed)
+    r = redis.Redis(port=port, decode_responses=True, socket_timeout=60)
+    r.mset(CANARY)
+    known_ids, done, errors = set(), 0, 0
+    started = time.monotonic()
+    while (cases is None or done < cases) and (seconds is None or time.monotonic() - started < seconds):
+        for _ in range(batch):
+            cmd = command(rng, known_ids)
+            try:
+                reply = r.execute_command(*cmd)
+                if isinstance(reply, str) and reply.startswith("0" * 40 + "-"):
+                    known_ids.add(reply)
+            except redis.ResponseError:
+                errors += 1
+            done += 1
+        check_canary(r)
+    elapsed = time.monotonic() - started
+    return {"seed": seed, "cases": done, "error_replies": errors, "seconds": round(elapsed, 1),
+            "per_second": round(done / elapsed, 1)}
+
+
+if __name__ == "__main__":
+    print(run(int(sys.argv[1]), seconds=float(os.environ.get("FUZZ_SECONDS", "60"))))
