@@ -70,40 +70,25 @@ fn deinit(_ctx: &Context) -> Status {
     Status::Err
 }
 
-fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::pyexecute::pyexecute)
+/// Redis-facing wrappers: each runs its handler behind `commands::guarded`.
+macro_rules! guarded_commands {
+    ($($name:ident => $handler:path),* $(,)?) => {
+        $(fn $name(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+            commands::guarded(ctx, args, $handler)
+        })*
+    };
 }
 
-fn config_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::config::config_get)
-}
-
-fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::config::config_set)
-}
-
-fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::dump_executions)
-}
-
-fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::get_execution)
-}
-
-fn get_results(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::get_results)
-}
-
-fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::get_results_blocking)
-}
-
-fn drop_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::drop_execution)
-}
-
-fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    commands::guarded(ctx, args, commands::executions::abort_execution)
+guarded_commands! {
+    pyexecute => commands::pyexecute::pyexecute,
+    config_get => commands::config::config_get,
+    config_set => commands::config::config_set,
+    dump_executions => commands::executions::dump_executions,
+    get_execution => commands::executions::get_execution,
+    get_results => commands::executions::get_results,
+    get_results_blocking => commands::executions::get_results_blocking,
+    drop_execution => commands::executions::drop_execution,
+    abort_execution => commands::executions::abort_execution,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.

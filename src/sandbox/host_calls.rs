@@ -88,23 +88,16 @@ fn give_to_guest(caller: &mut GuestCaller<'_>, bytes: &[u8], ptr_out: u32, len_o
     Ok(true)
 }
 
-fn call(
-    mut caller: GuestCaller<'_>,
-    args_ptr: u32,
-    args_len: u32,
-    reply_ptr: u32,
-    reply_len: u32,
+/// The shape every request import shares: read the guest's request, answer it with a reply
+/// written into guest memory (0), or -1 when the guest cannot hold the reply.
+fn serve(
+    caller: &mut GuestCaller<'_>,
+    (ptr, len, reply_ptr, reply_len): (u32, u32, u32, u32),
+    answer: impl FnOnce(&mut HostState, &[u8]) -> Reply,
 ) -> wasmtime::Result<i32> {
-    let raw = read_bytes(&mut caller, args_ptr, args_len)?;
-    let reply = match decode_args(&raw) {
-        Ok(args) if args.is_empty() => Reply::Error(b"ERR wrong number of arguments".to_vec()),
-        Ok(args) => match caller.data_mut().entry.redis.as_mut() {
-            Some(redis) => redis.call(&args),
-            None => not_available(),
-        },
-        Err(e) => malformed(e),
-    };
-    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
+    let request = read_bytes(caller, ptr, len)?;
+    let reply = answer(caller.data_mut(), &request);
+    Ok(if give_to_guest(caller, &reply.to_bytes(), reply_ptr, reply_len)? { 0 } else { -1 })
 }
 
 fn not_available() -> Reply {
@@ -115,8 +108,12 @@ fn malformed(e: crate::codec::CodecError) -> Reply {
     Reply::Error(format!("ERR malformed request from the sandbox: {e}").into_bytes())
 }
 
-fn reply_to_guest(caller: &mut GuestCaller<'_>, reply: &Reply, ptr_out: u32, len_out: u32) -> wasmtime::Result<i32> {
-    Ok(if give_to_guest(caller, &reply.to_bytes(), ptr_out, len_out)? { 0 } else { -1 })
+fn call(mut caller: GuestCaller<'_>, ptr: u32, len: u32, reply_ptr: u32, reply_len: u32) -> wasmtime::Result<i32> {
+    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
+        Ok(args) if args.is_empty() => Reply::Error(b"ERR wrong number of arguments".to_vec()),
+        Ok(args) => state.entry.redis.as_mut().map_or_else(not_available, |redis| redis.call(&args)),
+        Err(e) => malformed(e),
+    })
 }
 
 fn call_batch(
@@ -126,16 +123,11 @@ fn call_batch(
     reply_ptr: u32,
     reply_len: u32,
 ) -> wasmtime::Result<i32> {
-    let raw = read_bytes(&mut caller, ptr, len)?;
-    let reply = match decode_batch(&raw) {
+    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_batch(request) {
         Ok(commands) if commands.iter().any(|c| c.is_empty()) => Reply::Error(b"ERR empty command".to_vec()),
-        Ok(commands) => match caller.data_mut().entry.redis.as_mut() {
-            Some(redis) => redis.call_batch(&commands),
-            None => not_available(),
-        },
+        Ok(commands) => state.entry.redis.as_mut().map_or_else(not_available, |redis| redis.call_batch(&commands)),
         Err(e) => malformed(e),
-    };
-    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
+    })
 }
 
 fn atomic(mut caller: GuestCaller<'_>, enter: i32) -> wasmtime::Result<i32> {
@@ -156,17 +148,15 @@ fn create_execution(
     reply_ptr: u32,
     reply_len: u32,
 ) -> wasmtime::Result<i32> {
-    let raw = read_bytes(&mut caller, ptr, len)?;
-    let reply = match decode_args(&raw) {
+    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
         Ok(plan) => {
             let id = crate::executions::next_id();
             let plan = plan.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-            caller.data_mut().entry.created.push(CreatedExecution { id: id.clone(), plan });
+            state.entry.created.push(CreatedExecution { id: id.clone(), plan });
             Reply::Bulk(id.into_bytes())
         }
         Err(e) => malformed(e),
-    };
-    reply_to_guest(&mut caller, &reply, reply_ptr, reply_len)
+    })
 }
 
 fn log(mut caller: GuestCaller<'_>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
