@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// How an execution ended.
-struct Outcome {
-    status: Status,
-    results: Vec<Reply>,
-    errors: Vec<String>,
+pub struct Outcome {
+    pub status: Status,
+    pub results: Vec<Reply>,
+    pub errors: Vec<String>,
     /// Per step, plan order (only with ProfileExecutions).
-    step_ms: Vec<u64>,
+    pub step_ms: Vec<u64>,
 }
 
 impl Outcome {
@@ -26,7 +26,7 @@ impl Outcome {
 }
 
 /// Splits the guest's `[[results], [errors]]` (+ `[durations]` when profiling).
-fn split_results(reply: Reply) -> Outcome {
+pub fn split_results(reply: Reply) -> Outcome {
     let text = |r: Reply| match r {
         Reply::Bulk(b) | Reply::Status(b) | Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
         other => format!("{other:?}"),

@@ -17,6 +17,7 @@ mod fuzz_tests;
 mod info;
 mod redis_call;
 mod redis_log;
+mod registrations;
 mod registry;
 mod reply;
 mod sandbox;
@@ -89,6 +90,11 @@ guarded_commands! {
     get_results_blocking => commands::executions::get_results_blocking,
     drop_execution => commands::executions::drop_execution,
     abort_execution => commands::executions::abort_execution,
+    trigger => commands::registrations::trigger,
+    trigger_on_key => commands::registrations::trigger_on_key,
+    dump_registrations => commands::registrations::dump_registrations,
+    unregister => commands::registrations::unregister,
+    clear_registrations_stats => commands::registrations::clear_registrations_stats,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -114,6 +120,11 @@ mod entry {
             ["rg.getresultsblocking", get_results_blocking, "readonly", 0, 0, 0, ""],
             ["rg.dropexecution", drop_execution, "readonly", 0, 0, 0, ""],
             ["rg.abortexecution", abort_execution, "readonly", 0, 0, 0, ""],
+            ["rg.trigger", trigger, "write", 0, 0, 0, ""],
+            ["rg.triggeronkey", trigger_on_key, "write", 2, 2, 1, ""],
+            ["rg.dumpregistrations", dump_registrations, "readonly", 0, 0, 0, ""],
+            ["rg.unregister", unregister, "readonly", 0, 0, 0, ""],
+            ["rg.clearregistrationsstats", clear_registrations_stats, "readonly", 0, 0, 0, ""],
         ],
     }
 }

@@ -3,7 +3,7 @@
 //! later). Dropping the last `Arc` drops the instance and returns its memory.
 
 use crate::codec::Reply;
-use crate::sandbox::{self, CreatedExecution, Guest, RedisCaller, SandboxError, ScriptOutcome};
+use crate::sandbox::{self, Created, Guest, RedisCaller, SandboxError, ScriptOutcome};
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,8 +52,12 @@ impl Session {
         &self,
         script: &[u8],
         redis: Box<dyn RedisCaller>,
-    ) -> Result<(ScriptOutcome, Vec<CreatedExecution>), SandboxError> {
+    ) -> Result<(ScriptOutcome, Created), SandboxError> {
         self.guest().exec_script(script, redis)
+    }
+
+    pub fn run_trigger(&self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+        self.guest().run_trigger(payload, redis)
     }
 
     pub fn run_execution(

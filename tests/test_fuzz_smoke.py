@@ -12,4 +12,4 @@ def test_fuzz_smoke(make_server):
     stats = fuzz_e2e.run(srv.port, cases=cases, seed=seed)
     print("e2e fuzz:", stats)
     assert stats["cases"] >= cases
-    fuzz_e2e.check_canary(srv.client())
+    fuzz_e2e.check_canary(srv.client(decode_responses=False))

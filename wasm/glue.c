@@ -17,12 +17,14 @@ IMPORT("log") void host_log(int32_t level, const char *msg, uint32_t len);
 IMPORT("config_get") int32_t host_config_get(const char *key, uint32_t len, uint8_t **value, uint32_t *value_len);
 IMPORT("call_batch") int32_t host_call_batch(const uint8_t *cmds, uint32_t len, uint8_t **reply, uint32_t *reply_len);
 IMPORT("atomic") int32_t host_atomic(int32_t enter);
+IMPORT("create_registration") int32_t host_create_registration(const uint8_t *info, uint32_t len, uint8_t **id, uint32_t *id_len);
 IMPORT("create_execution") int32_t host_create_execution(const uint8_t *plan, uint32_t len, uint8_t **id, uint32_t *id_len);
 
 static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
 static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None | str */
 static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
 static PyObject *runtime_run;      /* gears_runtime._run_execution(str) -> bytes */
+static PyObject *runtime_trigger;  /* gears_runtime._run_trigger(bytes) -> bytes */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
 EXPORT("gears_free") void gears_free(void *p) { free(p); }
@@ -72,6 +74,14 @@ fail:
     return NULL;
 }
 
+/* Stages a registration with the host (fields: reader, mode, trigger, ...); returns its id. */
+static PyObject *host_module_create_registration(PyObject *self, PyObject *fields) {
+    if (!PyList_Check(fields)) return PyErr_Format(PyExc_TypeError, "create_registration() takes a list");
+    codec_buf buf = {0};
+    if (codec_put_args(&buf, fields) < 0) { free(buf.data); return NULL; }
+    return exchange(host_create_registration, &buf);
+}
+
 /* Registers an execution with the host (plan = flat list of step fields); returns its id. */
 static PyObject *host_module_create_execution(PyObject *self, PyObject *plan) {
     if (!PyList_Check(plan)) return PyErr_Format(PyExc_TypeError, "create_execution() takes a list");
@@ -112,6 +122,7 @@ static PyMethodDef host_methods[] = {
     {"call", host_module_call, METH_O, "Run a Redis command: list of bytes -> reply."},
     {"call_batch", host_module_call_batch, METH_O, "Run several commands under one lock."},
     {"atomic", host_module_atomic, METH_O, "Hold (True) or release (False) the Redis lock."},
+    {"create_registration", host_module_create_registration, METH_O, "Stage a registration; its id."},
     {"create_execution", host_module_create_execution, METH_O, "Register an execution; its id."},
     {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
     {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},
@@ -158,7 +169,8 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
     runtime_exec = PyObject_GetAttrString(runtime, "_exec_script");
     runtime_reseed = PyObject_GetAttrString(runtime, "_reseed");
     runtime_run = PyObject_GetAttrString(runtime, "_run_execution");
-    if (!runtime_exec || !runtime_reseed || !runtime_run) fail("gears_runtime is incomplete");
+    runtime_trigger = PyObject_GetAttrString(runtime, "_run_trigger");
+    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger) fail("gears_runtime is incomplete");
     /* Pre-import what scripts commonly use, so sessions start with it in the image. */
     /* gc.freeze(): the objects of the image move to the permanent generation. Otherwise a
      * session's first collection walks (and so writes to, copying on write) every page of
@@ -229,4 +241,9 @@ EXPORT("gears_exec_script") int32_t gears_exec_script(const char *src, uint32_t 
 /* Runs a created execution. 0 with the encoded [[results],[errors]] in gears_out_*. */
 EXPORT("gears_run_execution") int32_t gears_run_execution(const char *id, uint32_t len) {
     return call_runtime(runtime_run, PyUnicode_DecodeUTF8(id, len, "replace"));
+}
+
+/* Runs a registration's flow for one trigger (payload: encoded [id, trigger, args...]). */
+EXPORT("gears_run_trigger") int32_t gears_run_trigger(const char *payload, uint32_t len) {
+    return call_runtime(runtime_trigger, PyBytes_FromStringAndSize(payload, len));
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod executions;
 pub mod pyexecute;
+pub mod registrations;
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,7 +6,7 @@ use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
 use crate::sandbox::ScriptOutcome;
 use crate::session::Session;
 use crate::worker_context::WorkerContext;
-use crate::{executions, flows, redis_call, workers};
+use crate::{executions, flows, redis_call, registrations, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -72,11 +72,22 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
     if let ScriptOutcome::PythonError(msg) = outcome {
         return send(tsc, &Reply::Error(msg.into_bytes()));
     }
-    let Some(execution) = created.into_iter().next() else {
+    let registered = !created.registrations.is_empty();
+    if registered {
+        if let Err(e) = registrations::apply(created.registrations, &session) {
+            return send(tsc, &Reply::Error(e.into_bytes()));
+        }
+    }
+    let Some(execution) = created.executions.into_iter().next() else {
         return send(tsc, &Reply::Status(b"OK".to_vec()));
     };
     let abort = executions::add(&execution.id, execution.plan, Arc::clone(&session));
-    if args.unblocking {
+    if registered {
+        // A script that registers replies OK; its run() still happens, listed by its id.
+        send(tsc, &Reply::Status(b"OK".to_vec()));
+        tsc.unblock();
+        flows::run(&execution.id, &session, abort, redis_call::detached());
+    } else if args.unblocking {
         send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
         tsc.unblock(); // the client has its id; the flow runs without it
         flows::run(&execution.id, &session, abort, redis_call::detached());

@@ -1,6 +1,6 @@
 //! One session's instance of the guest: its own store, linear memory and WASI fd table.
 
-use super::host_calls::{CreatedExecution, Entry, HostState, RedisCaller};
+use super::host_calls::{CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller};
 use super::limits::{self, MemoryLimiter};
 use super::log_stream::LogStream;
 use super::{Runtime, SandboxError};
@@ -17,6 +17,7 @@ struct Exports {
     free: TypedFunc<u32, ()>,
     exec_script: TypedFunc<(u32, u32), i32>,
     run_execution: TypedFunc<(u32, u32), i32>,
+    run_trigger: TypedFunc<(u32, u32), i32>,
     out_ptr: TypedFunc<(), u32>,
     out_len: TypedFunc<(), u32>,
     reseed: TypedFunc<(), i32>,
@@ -32,6 +33,7 @@ impl Exports {
             free: instance.get_typed_func(&mut *store, "gears_free")?,
             exec_script: instance.get_typed_func(&mut *store, "gears_exec_script")?,
             run_execution: instance.get_typed_func(&mut *store, "gears_run_execution")?,
+            run_trigger: instance.get_typed_func(&mut *store, "gears_run_trigger")?,
             out_ptr: instance.get_typed_func(&mut *store, "gears_out_ptr")?,
             out_len: instance.get_typed_func(&mut *store, "gears_out_len")?,
             reseed: instance.get_typed_func(&mut *store, "gears_reseed")?,
@@ -89,7 +91,7 @@ impl Guest {
             return Err(SandboxError::Poisoned(err.to_string()));
         }
         let deadline = Instant::now() + Duration::from_millis(limits::time_limit_ms());
-        self.store.data_mut().entry = Entry { redis, created: Vec::new(), abort, deadline };
+        self.store.data_mut().entry = Entry { redis, abort, deadline, ..Entry::idle() };
         // Every tick runs `check_entry`, which stops the call once aborted or past its deadline.
         self.store.set_epoch_deadline(1);
         let result = f(&mut self.store);
@@ -133,7 +135,7 @@ impl Guest {
         &mut self,
         script: &[u8],
         redis: Box<dyn RedisCaller>,
-    ) -> Result<(ScriptOutcome, Vec<CreatedExecution>), SandboxError> {
+    ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let (fns, exec) = (self.fns(), self.exports.exec_script.clone());
         let outcome = self.enter(Some(redis), None, |store| {
             let Some((ptr, len)) = Self::write_input(store, &fns, script)? else {
@@ -147,7 +149,11 @@ impl Guest {
             let text = Self::read_output(store, &fns)?;
             Ok(ScriptOutcome::PythonError(String::from_utf8_lossy(&text).into_owned()))
         })?;
-        let created = std::mem::take(&mut self.store.data_mut().entry.created);
+        let entry = &mut self.store.data_mut().entry;
+        let created = Created {
+            executions: std::mem::take(&mut entry.created),
+            registrations: std::mem::take(&mut entry.registrations),
+        };
         Ok((outcome, created))
     }
 
@@ -158,12 +164,29 @@ impl Guest {
         redis: Box<dyn RedisCaller>,
         abort: Arc<AtomicBool>,
     ) -> Result<Reply, SandboxError> {
-        let (fns, run) = (self.fns(), self.exports.run_execution.clone());
-        let encoded = self.enter(Some(redis), Some(abort), |store| {
-            let Some((ptr, len)) = Self::write_input(store, &fns, id.as_bytes())? else {
+        let run = self.exports.run_execution.clone();
+        self.run_flow(run, id.as_bytes(), redis, Some(abort))
+    }
+
+    /// Runs a registration's flow for one trigger (`payload`: encoded [id, trigger, args...]).
+    pub fn run_trigger(&mut self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+        let run = self.exports.run_trigger.clone();
+        self.run_flow(run, payload, redis, None)
+    }
+
+    fn run_flow(
+        &mut self,
+        export: TypedFunc<(u32, u32), i32>,
+        input: &[u8],
+        redis: Box<dyn RedisCaller>,
+        abort: Option<Arc<AtomicBool>>,
+    ) -> Result<Reply, SandboxError> {
+        let fns = self.fns();
+        let encoded = self.enter(Some(redis), abort, |store| {
+            let Some((ptr, len)) = Self::write_input(store, &fns, input)? else {
                 wasmtime::bail!("the sandbox is out of memory");
             };
-            let rc = run.call(&mut *store, (ptr, len))?;
+            let rc = export.call(&mut *store, (ptr, len))?;
             fns.free.call(&mut *store, ptr)?;
             let out = Self::read_output(store, &fns)?;
             if rc != 0 {
@@ -173,6 +196,12 @@ impl Guest {
         })?;
         Reply::decode(&encoded).map_err(|e| SandboxError::Host(format!("malformed results from the sandbox: {e}")))
     }
+}
+
+/// What a script created, to be applied only because it succeeded.
+pub struct Created {
+    pub executions: Vec<CreatedExecution>,
+    pub registrations: Vec<CreatedRegistration>,
 }
 
 /// The guest functions an entry needs, cloned out so the store can be borrowed mutably.

@@ -29,17 +29,25 @@ pub struct CreatedExecution {
     pub plan: Vec<String>,
 }
 
+/// A registration a script staged with `register()`: its id and fields
+/// `[reader, mode, trigger, inorder, desc, has_desc]`.
+pub struct CreatedRegistration {
+    pub id: String,
+    pub fields: Vec<String>,
+}
+
 /// What the host knows about the entry into the guest in progress.
 pub(super) struct Entry {
     pub redis: Option<Box<dyn RedisCaller>>,
     pub created: Vec<CreatedExecution>,
+    pub registrations: Vec<CreatedRegistration>,
     pub abort: Option<Arc<AtomicBool>>,
     pub deadline: Instant,
 }
 
 impl Entry {
     pub fn idle() -> Entry {
-        Entry { redis: None, created: Vec::new(), abort: None, deadline: Instant::now() }
+        Entry { redis: None, created: Vec::new(), registrations: Vec::new(), abort: None, deadline: Instant::now() }
     }
 }
 
@@ -159,6 +167,25 @@ fn create_execution(
     })
 }
 
+/// `register()`: allocates the registration id; the host applies it if the script succeeds.
+fn create_registration(
+    mut caller: GuestCaller<'_>,
+    ptr: u32,
+    len: u32,
+    reply_ptr: u32,
+    reply_len: u32,
+) -> wasmtime::Result<i32> {
+    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
+        Ok(fields) => {
+            let id = crate::registrations::next_id();
+            let fields = fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            state.entry.registrations.push(CreatedRegistration { id: id.clone(), fields });
+            Reply::Bulk(id.into_bytes())
+        }
+        Err(e) => malformed(e),
+    })
+}
+
 fn log(mut caller: GuestCaller<'_>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
     let msg = read_bytes(&mut caller, ptr, len)?;
     let line = format!("GEARS: {}", String::from_utf8_lossy(&msg));
@@ -194,5 +221,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap("gears", "call_batch", call_batch)?;
     linker.func_wrap("gears", "create_execution", create_execution)?;
     linker.func_wrap("gears", "atomic", atomic)?;
+    linker.func_wrap("gears", "create_registration", create_registration)?;
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use thiserror::Error;
 use wasmtime::{Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
-pub use guest::{Guest, ScriptOutcome};
-pub use host_calls::{CreatedExecution, HostState, RedisCaller};
+pub use guest::{Created, Guest, ScriptOutcome};
+pub use host_calls::{CreatedRegistration, HostState, RedisCaller};
 
 /// Why an entry into the guest did not complete. After any of these the guest is poisoned:
 /// its Python state was cut off mid-flight and cannot be trusted again.

@@ -182,8 +182,38 @@ class GearsBuilder:
             steps.append(("collect",))
         return gears_runtime._create_execution(Flow(self.reader, arg, kwargs, steps))
 
-    def register(self, *args, **kwargs):
-        raise error("register is not yet supported by this build of wasmgears")
+    def register(self, prefix="*", convertToStr=True, collect=True, **kwargs):
+        """Registers the flow; applied only if the whole script succeeds. Returns its id."""
+        import gears_runtime
+
+        mode = kwargs.pop("mode", "async")
+        if mode not in ("async", "async_local", "sync"):
+            raise error("unknown execution mode")
+        on_registered = kwargs.pop("onRegistered", None)
+        if on_registered is not None and not isinstance(on_registered, types.FunctionType):
+            raise error("onRegistered argument must be a function")
+        if self.reader != "CommandReader":
+            raise error("register() on %s is not yet supported by this build of wasmgears" % self.reader)
+        trigger, hook = kwargs.pop("trigger", None), kwargs.pop("hook", None)
+        keyprefix, inorder = kwargs.pop("keyprefix", None), kwargs.pop("inorder", False)
+        if trigger is None and hook is None:
+            raise error("no trigger or hook argument was given")
+        if trigger is not None and (hook is not None or keyprefix is not None):
+            raise error("trigger argument can not be given with keyprefix or hook")
+        if hook is not None:
+            raise error("hook= registrations are not yet supported by this build of wasmgears")
+        if not isinstance(trigger, str):
+            raise error("trigger argument is not string")
+        if not isinstance(inorder, bool):
+            raise error("inorder argument must be a boolean")
+        steps = list(self.steps)
+        if convertToStr:
+            steps.append(("map", str))
+        if collect:
+            steps.append(("collect",))
+        flow = Flow("CommandReader", trigger, {}, steps)
+        info = {"mode": mode, "trigger": trigger, "inorder": "1" if inorder else "0", "desc": self.desc}
+        return gears_runtime._register(flow, info, on_registered)
 
 
 class Flow:
@@ -200,10 +230,11 @@ class Flow:
             described.append((step_type, name, str(args[0]) if args else ""))
         return [field for step in reversed(described) for field in step]
 
-    def records(self, errors, format_error, timings=None):
-        """The flow's output records. With `timings` (a list), each stage's inclusive time is
-        accumulated there: [reader, step 1, ...] (ProfileExecutions)."""
-        it = gears_readers.READERS[self.reader](self.arg, **self.kwargs)
+    def records(self, errors, format_error, timings=None, source=None):
+        """The flow's output records (from `source` instead of the reader when given). With
+        `timings` (a list), each stage's inclusive time is accumulated there: [reader, step 1,
+        ...] (ProfileExecutions)."""
+        it = source if source is not None else gears_readers.READERS[self.reader](self.arg, **self.kwargs)
         it = _guarded_reader(it, errors, format_error)
         if timings is not None:
             timings.append(0.0)

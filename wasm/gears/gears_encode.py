@@ -49,3 +49,14 @@ def encode_results(results, errors, durations=None):
         out.append(b"*" + struct.pack("<I", len(durations)))
         out.extend(b":" + struct.pack("<q", d) for d in durations)
     return b"".join(out)
+
+
+def decode_args(data):
+    """The command-args encoding (u32 count, then u32 length + bytes each) -> list of bytes."""
+    (count,) = struct.unpack_from("<I", data, 0)
+    offset, out = 4, []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<I", data, offset)
+        out.append(data[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    return out

@@ -182,6 +182,8 @@ def format_error(exc, tb):
 
 _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
+_registrations = {}  # registration id -> Flow
+_staged = []  # (id, onRegistered) of this script's registrations, applied if it succeeds
 
 
 def _exec_script(source):
@@ -192,10 +194,17 @@ def _exec_script(source):
     try:
         code = compile(source, "<string>", "exec")
         exec(code, session_globals)
+        for _, on_registered in _staged:
+            if on_registered is not None:
+                on_registered()
         return None
     except BaseException as exc:
-        _flows.clear()  # a failing script starts nothing
+        _flows.clear()  # a failing script starts nothing and registers nothing
+        for registration_id, _ in _staged:
+            _registrations.pop(registration_id, None)
         return format_error(exc, exc.__traceback__)
+    finally:
+        _staged.clear()
 
 
 def _create_execution(flow):
@@ -207,6 +216,29 @@ def _create_execution(flow):
     execution_id = _gears_host.create_execution(flow.plan())
     _flows[execution_id] = flow
     return execution_id
+
+
+def _register(flow, info, on_registered):
+    """register(): staged with the host, which applies it once the script has succeeded."""
+    if any(f.arg == flow.arg for f in _registrations.values()):
+        raise error("trigger already registered in this session")
+    fields = [flow.reader, info["mode"], info["trigger"], info["inorder"], info["desc"] or ""]
+    fields.append("1" if info["desc"] is not None else "0")
+    registration_id = _gears_host.create_registration(fields)
+    _registrations[registration_id] = flow
+    _staged.append((registration_id, on_registered))
+    return registration_id
+
+
+def _run_trigger(payload):
+    """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
+    registration_id, *record = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    flow = _registrations.get(registration_id)
+    if flow is None:
+        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+    errors = []
+    results = list(flow.records(errors, format_error, source=iter([record])))
+    return gears_encode.encode_results(results, errors)
 
 
 def _run_execution(execution_id):

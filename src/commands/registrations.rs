@@ -1,0 +1,89 @@
+//! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
+
+use super::blocking_denied;
+use crate::codec::{encode_args, Reply};
+use crate::flows::split_results;
+use crate::registrations;
+use crate::reply::send;
+use crate::worker_context::WorkerContext;
+use crate::{redis_call, workers};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use std::sync::Arc;
+use std::time::Instant;
+
+const NO_BLOCKING: &str =
+    "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
+
+/// RG.TRIGGER <trigger> [arg ...]: the flow's results, or its first error as an error reply.
+pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let record: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
+    let name = String::from_utf8_lossy(&record[0]).into_owned();
+    let (id, session) = registrations::find_trigger(&name).ok_or(RedisError::Str("ERR subcommand not found"))?;
+    if blocking_denied(ctx) {
+        return Err(RedisError::Str(NO_BLOCKING));
+    }
+    let mut payload: Vec<&[u8]> = vec![id.as_bytes()];
+    payload.extend(record.iter().map(Vec::as_slice));
+    let payload = encode_args(&payload);
+    let client = Arc::new(WorkerContext::block(ctx));
+    workers::submit(move || {
+        let started = Instant::now();
+        let reply = match session.run_trigger(&payload, redis_call::for_client(&client)) {
+            Ok(reply) => {
+                let outcome = split_results(reply);
+                let first_error = outcome.errors.first().cloned();
+                registrations::record_run(&id, started.elapsed().as_millis() as u64, first_error.as_deref());
+                match first_error {
+                    Some(e) => Reply::Error(e.into_bytes()),
+                    None => Reply::Array(outcome.results),
+                }
+            }
+            Err(e) => {
+                let msg = format!("ERR Could not trigger execution, {e}");
+                registrations::record_run(&id, started.elapsed().as_millis() as u64, Some(&msg));
+                Reply::Error(msg.into_bytes())
+            }
+        };
+        client.reply(&reply);
+    });
+    Ok(RedisValue::NoReply)
+}
+
+/// RG.TRIGGERONKEY <trigger> <key> [arg ...]: the same, with the key for cluster routing.
+pub fn trigger_on_key(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 3 {
+        return Err(RedisError::WrongArity);
+    }
+    trigger(ctx, args)
+}
+
+pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    send(ctx, &registrations::dump());
+    Ok(RedisValue::NoReply)
+}
+
+pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = match args.as_slice() {
+        [_, id] => id.to_string_lossy(),
+        [_, id, flag] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
+        _ => return Err(RedisError::WrongArity),
+    };
+    if !registrations::unregister(&id) {
+        return Err(RedisError::Str("execution is not registered"));
+    }
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    registrations::clear_stats();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}

@@ -1,0 +1,142 @@
+"""CommandReader registrations (trigger=): register, RG.TRIGGER / RG.TRIGGERONKEY,
+RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS."""
+import re
+
+import pytest
+import redis
+
+from conftest import pyexec, pyexec_err, wait_for
+
+ID_RE = re.compile(r"^0{40}-\d+$")
+
+COUNTER = ("count = 0\n"
+           "def inc(x):\n"
+           "    global count\n"
+           "    count += 1\n"
+           "    return count\n"
+           "def read(x):\n"
+           "    return count\n"
+           "GB('CommandReader').map(inc).register(trigger='{p}inc')\n"
+           "GB('CommandReader').map(read).register(trigger='{p}read')\n")
+
+
+@pytest.fixture
+def clean(r):
+    yield r
+    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
+        r.execute_command("RG.UNREGISTER", entry[1])
+
+
+def as_dict(flat):
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def test_two_registrations_share_one_globals_namespace(clean):
+    r = clean
+    assert pyexec(r, COUNTER.replace("{p}", "c_")) == "OK"
+    for n in range(1, 6):
+        assert r.execute_command("RG.TRIGGER", "c_inc") == [str(n)]
+    assert r.execute_command("RG.TRIGGER", "c_read") == ["5"]
+
+
+def test_trigger_record_and_triggeronkey(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').map(lambda x: '|'.join(x)).register(trigger='echo')") == "OK"
+    assert r.execute_command("RG.TRIGGER", "echo", "a", "b") == ["echo|a|b"]
+    assert r.execute_command("RG.TRIGGERONKEY", "echo", "key1", "x") == ["echo|key1|x"]
+
+
+def test_trigger_errors(clean):
+    r = clean
+    with pytest.raises(redis.ResponseError, match="subcommand not found"):
+        r.execute_command("RG.TRIGGER", "nosuch")
+    assert pyexec(r, "GB('CommandReader').map(lambda x: 1/0).register(trigger='boom')") == "OK"
+    with pytest.raises(redis.ResponseError, match="ZeroDivisionError"):
+        r.execute_command("RG.TRIGGER", "boom")
+    pipe = r.pipeline(transaction=True)
+    pipe.execute_command("RG.TRIGGER", "boom")
+    with pytest.raises(redis.ResponseError, match="blocking is not allowed"):
+        pipe.execute()
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("RG.TRIGGER")
+
+
+def test_dumpregistrations_shape_and_stats(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader', desc='my flow').map(lambda x: 1/0 if len(x) > 1 else 'ok')"
+                     ".register(trigger='stats', mode='async_local')") == "OK"
+    r.execute_command("RG.TRIGGER", "stats")
+    with pytest.raises(redis.ResponseError):
+        r.execute_command("RG.TRIGGER", "stats", "fail")
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+    assert len(entry) == 12
+    e = as_dict(entry)
+    assert ID_RE.match(e["id"]) and e["reader"] == "CommandReader" and e["desc"] == "my flow"
+    assert e["ExecutionThreadPool"] == "DefaultPool"
+    data = as_dict(e["RegistrationData"])
+    assert data["mode"] == "async_local"
+    assert (data["numTriggered"], data["numSuccess"], data["numFailures"], data["numAborted"]) == (2, 1, 1, 0)
+    assert "ZeroDivisionError" in data["lastError"]
+    assert data["args"] == ["trigger", "stats", "inorder", 0]
+    assert "'refCount': 1" in e["PD"] and e["id"] in e["PD"]
+    assert r.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
+    data = as_dict(as_dict(r.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
+    assert (data["numTriggered"], data["numFailures"], data["lastError"]) == (0, 0, None)
+
+
+def test_unregister_frees_the_session(clean):
+    r = clean
+    assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, 5)
+    assert pyexec(r, COUNTER.replace("{p}", "u_")) == "OK"
+    ids = [entry[1] for entry in r.execute_command("RG.DUMPREGISTRATIONS")]
+    assert len(ids) == 2 and r.info("rg")["rg_nregistrations"] == 2
+    assert r.info("rg")["rg_nsessions"] == 1  # both registrations hold one session
+    assert r.execute_command("RG.UNREGISTER", ids[0]) == "OK"
+    assert r.info("rg")["rg_nsessions"] == 1
+    assert r.execute_command("RG.TRIGGER", "u_read") == ["0"]
+    assert r.execute_command("RG.UNREGISTER", ids[1], "abortpending") == "OK"
+    assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, 5)
+    assert r.info("rg")["rg_guest_memory_bytes"] == 0
+    with pytest.raises(redis.ResponseError, match="execution is not registered"):
+        r.execute_command("RG.UNREGISTER", ids[0])
+
+
+def test_failing_script_registers_nothing(clean):
+    r = clean
+    err = pyexec_err(r, "GB('CommandReader').register(trigger='never')\nraise ValueError('stop')")
+    assert "ValueError" in err
+    assert r.execute_command("RG.DUMPREGISTRATIONS") == []
+    with pytest.raises(redis.ResponseError, match="subcommand not found"):
+        r.execute_command("RG.TRIGGER", "never")
+
+
+@pytest.mark.parametrize("script, message", [
+    ("GB('CommandReader').register()", "no trigger or hook argument was given"),
+    ("GB('CommandReader').register(trigger='t', keyprefix='k')", "trigger argument can not be given with keyprefix or hook"),
+    ("GB('CommandReader').register(trigger=1)", "trigger argument is not string"),
+    ("GB('CommandReader').register(trigger='t', mode='bogus')", "unknown execution mode"),
+    ("GB('CommandReader').register(trigger='t')\nGB('CommandReader').register(trigger='t')",
+     "trigger already registered in this session"),
+    ("GB('CommandReader').register(trigger='t', onRegistered=print)", "onRegistered argument must be a function"),
+    ("GB().register('x*')", "not yet supported"),
+])
+def test_register_argument_errors(clean, script, message):
+    assert message in pyexec_err(clean, script)
+    assert clean.execute_command("RG.DUMPREGISTRATIONS") == []
+
+
+def test_trigger_taken_by_another_session(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').register(trigger='taken')") == "OK"
+    assert "already registered" in pyexec_err(r, "GB('CommandReader').register(trigger='taken')")
+    assert len(r.execute_command("RG.DUMPREGISTRATIONS")) == 1
+
+
+def test_onregistered_runs_and_shares_globals(clean):
+    r = clean
+    script = ("state = {}\n"
+              "def ready():\n"
+              "    state['ready'] = 'yes'\n"
+              "GB('CommandReader').map(lambda x: state.get('ready', 'no')).register(trigger='ready', onRegistered=ready)\n")
+    assert pyexec(r, script) == "OK"
+    assert r.execute_command("RG.TRIGGER", "ready") == ["yes"]
