@@ -13,8 +13,9 @@ import redis
 
 RG_COMMANDS = ["RG.PYEXECUTE", "RG.GETRESULTS", "RG.GETRESULTSBLOCKING", "RG.DUMPEXECUTIONS",
                "RG.GETEXECUTION", "RG.DROPEXECUTION", "RG.ABORTEXECUTION", "RG.CONFIGGET",
-               "RG.CONFIGSET"]
-WORDS = ["UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
+               "RG.CONFIGSET", "RG.TRIGGER", "RG.TRIGGERONKEY", "RG.DUMPREGISTRATIONS", "RG.UNREGISTER",
+               "RG.CLEARREGISTRATIONSSTATS"]
+WORDS = ["fz1", "fz2", "fz3", "UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
          "CLUSTER", "MaxExecutions", "ProfileExecutions", "FuzzExtra", "ExecutionThreads", "",
          "0", "-1", "99999999999999999999", "0000000000000000000000000000000000000000-1"]
 # execute() targets only fz:* keys, so the canary can never be touched legitimately.
@@ -30,7 +31,9 @@ OPS = ["map({f})", "flatmap({f})", "filter({f})", "foreach({f})", "limit(2)", "c
 READERS = ["GB()", "GB('KeysReader')", "GB('KeysOnlyReader')", "GB('PythonReader')", "GB('ShardsIDReader')",
            "GB('StreamReader')", "GB('CommandReader')", "GB('Nope')", "GB(1)"]
 RUNS = [".run()", ".run('fz:*')", ".run(lambda: (i for i in range(20)))", ".run(convertToStr=False)",
-        ".run(mode='sync')", ".run('fz:a', noScan=True)", ".run(readValue=False)", ".register()"]
+        ".run(mode='sync')", ".run('fz:a', noScan=True)", ".run(readValue=False)", ".register()",
+        ".register(trigger='fz1')", ".register(trigger='fz2', mode='sync')", ".register(trigger=1)",
+        ".register(trigger='fz3', onRegistered=lambda: execute('incr', 'fz:n'))", ".register(hook='set')"]
 SNIPPETS = ["x = 1", "raise ValueError('fuzz')", "def f(:", "import os\nos.close(3)", "import json\njson.x = 1",
             "l = [0] * 100000", "while True: pass", "import sys\nsys.setrecursionlimit(10**6)\ndef r(): r()\nr()",
             "with atomic():\n    execute('incr', 'fz:n')", "log('fuzz')", "print('fuzz')", "hashtag()",
@@ -62,6 +65,8 @@ def command(rng, known_ids):
     else:
         pool = list(known_ids) + WORDS
         args = [rng.choice(pool) for _ in range(rng.randint(0, 3))]
+    if name == "RG.UNREGISTER" and rng.random() < 0.5:
+        args = ["0" * 40 + "-" + str(rng.randint(1, 200))]
     if name == "RG.GETRESULTSBLOCKING":
         args = args[:1]  # may block until the execution ends: bounded by the time limit
     return [name] + args
