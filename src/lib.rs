@@ -15,6 +15,7 @@ mod flows;
 #[cfg(test)]
 mod fuzz_tests;
 mod info;
+mod key_events;
 mod redis_call;
 mod redis_log;
 mod registrations;
@@ -71,6 +72,14 @@ fn deinit(_ctx: &Context) -> Status {
     Status::Err
 }
 
+/// Keyspace notifications; a panic must not unwind into Redis.
+fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| key_events::on_event(ctx, class, event, key))).is_err()
+    {
+        redis_log::warning("wasmgears: internal error (panic) in the keyspace event handler");
+    }
+}
+
 /// Redis-facing wrappers: each runs its handler behind `commands::guarded`.
 macro_rules! guarded_commands {
     ($($name:ident => $handler:path),* $(,)?) => {
@@ -125,6 +134,9 @@ mod entry {
             ["rg.dumpregistrations", dump_registrations, "readonly", 0, 0, 0, ""],
             ["rg.unregister", unregister, "readonly", 0, 0, 0, ""],
             ["rg.clearregistrationsstats", clear_registrations_stats, "readonly", 0, 0, 0, ""],
+        ],
+        event_handlers: [
+            [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],
         ],
     }
 }

@@ -21,14 +21,70 @@ pub struct Stats {
     pub last_error: Option<String>,
 }
 
+/// What a registration reacts to.
+pub enum Source {
+    Trigger { name: String, inorder: bool },
+    Keys { prefix: String, event_types: Option<Vec<String>>, key_types: Option<Vec<String>> },
+}
+
 pub struct Registration {
     pub reader: String,
     pub mode: String,
-    pub trigger: String,
-    pub inorder: bool,
+    pub source: Source,
     pub desc: Option<String>,
     pub stats: Stats,
     pub session: Arc<Session>,
+}
+
+impl Registration {
+    fn trigger(&self) -> Option<&str> {
+        match &self.source {
+            Source::Trigger { name, .. } => Some(name),
+            Source::Keys { .. } => None,
+        }
+    }
+}
+
+/// `"a,b"` -> [a, b]; `""` -> None (all); `","` -> an empty list (none).
+fn name_list(field: &str) -> Option<Vec<String>> {
+    (!field.is_empty()).then(|| field.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+}
+
+/// RedisGears' prefix match: `*` matches all, `p*` a prefix, anything else the exact key.
+pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
+    match prefix.strip_suffix('*') {
+        Some(start) => key.starts_with(start.as_bytes()),
+        None => key == prefix.as_bytes(),
+    }
+}
+
+/// The KeysReader registrations an event fires: (id, session). `key_type` is asked
+/// only when some registration filters on key types.
+pub fn matching_key_registrations(
+    key: &[u8],
+    event: &str,
+    key_type: impl Fn() -> String,
+) -> Vec<(String, Arc<Session>)> {
+    let reg = registry();
+    let mut kind: Option<String> = None;
+    let mut out = Vec::new();
+    for (id, r) in reg.values() {
+        let Source::Keys { prefix, event_types, key_types, .. } = &r.source else { continue };
+        if !prefix_matches(prefix, key) {
+            continue;
+        }
+        if event_types.as_ref().is_some_and(|types| !types.iter().any(|t| t.eq_ignore_ascii_case(event))) {
+            continue;
+        }
+        if let Some(types) = key_types {
+            let kind = kind.get_or_insert_with(&key_type);
+            if !types.iter().any(|t| t == kind) {
+                continue;
+            }
+        }
+        out.push((id.clone(), Arc::clone(&r.session)));
+    }
+    out
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,19 +107,27 @@ pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result
     let mut reg = registry();
     for s in &staged {
         let trigger = s.fields.get(2).map(String::as_str).unwrap_or("");
-        if reg.values().any(|(_, r)| r.trigger == trigger) {
+        if s.fields.first().is_some_and(|r| r == "CommandReader")
+            && reg.values().any(|(_, r)| r.trigger() == Some(trigger))
+        {
             return Err(format!("trigger {trigger} already registered"));
         }
     }
     for s in staged {
         let field = |i: usize| s.fields.get(i).cloned().unwrap_or_default();
         let Some(key) = seq(&s.id) else { continue };
+        let (source, desc_at) = match field(0).as_str() {
+            "KeysReader" => (
+                Source::Keys { prefix: field(2), event_types: name_list(&field(3)), key_types: name_list(&field(4)) },
+                6,
+            ),
+            _ => (Source::Trigger { name: field(2), inorder: field(3) == "1" }, 4),
+        };
         let registration = Registration {
             reader: field(0),
             mode: field(1),
-            trigger: field(2),
-            inorder: field(3) == "1",
-            desc: (field(5) == "1").then(|| field(4)),
+            source,
+            desc: (field(desc_at + 1) == "1").then(|| field(desc_at)),
             stats: Stats::default(),
             session: Arc::clone(session),
         };
@@ -74,7 +138,7 @@ pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result
 
 /// The registration behind `trigger`: its id and session.
 pub fn find_trigger(trigger: &str) -> Option<(String, Arc<Session>)> {
-    registry().values().find(|(_, r)| r.trigger == trigger).map(|(id, r)| (id.clone(), Arc::clone(&r.session)))
+    registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| (id.clone(), Arc::clone(&r.session)))
 }
 
 pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
@@ -105,6 +169,27 @@ pub fn clear_stats() {
 
 pub fn count() -> usize {
     registry().len()
+}
+
+fn args_reply(source: &Source) -> Reply {
+    let names = |list: &Option<Vec<String>>| {
+        list.as_ref().map_or(Reply::Null, |l| Reply::Array(l.iter().map(|s| bulk(s.as_str())).collect()))
+    };
+    match source {
+        Source::Trigger { name, inorder } => {
+            Reply::Array(vec![bulk("trigger"), bulk(name.as_str()), bulk("inorder"), Reply::Int(*inorder as i64)])
+        }
+        Source::Keys { prefix, event_types, key_types, .. } => Reply::Array(vec![
+            bulk("regex"),
+            bulk(prefix.as_str()),
+            bulk("eventTypes"),
+            names(event_types),
+            bulk("keyTypes"),
+            names(key_types),
+            bulk("hookCommands"),
+            Reply::Null,
+        ]),
+    }
 }
 
 fn pd_string(r: &Registration, ids: &[String]) -> String {
@@ -145,12 +230,7 @@ pub fn dump() -> Reply {
                 bulk("lastError"),
                 st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
                 bulk("args"),
-                Reply::Array(vec![
-                    bulk("trigger"),
-                    bulk(r.trigger.as_str()),
-                    bulk("inorder"),
-                    Reply::Int(r.inorder as i64),
-                ]),
+                args_reply(&r.source),
             ]);
             let session_ids: Vec<String> =
                 reg.values().filter(|(_, o)| Arc::ptr_eq(&o.session, &r.session)).map(|(i, _)| i.clone()).collect();
@@ -171,4 +251,25 @@ pub fn dump() -> Reply {
         })
         .collect();
     Reply::Array(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_like_redisgears() {
+        assert!(prefix_matches("*", b"anything"));
+        assert!(prefix_matches("user:*", b"user:1"));
+        assert!(!prefix_matches("user:*", b"order:1"));
+        assert!(prefix_matches("exact", b"exact"));
+        assert!(!prefix_matches("exact", b"exactly"));
+    }
+
+    #[test]
+    fn name_lists_distinguish_all_from_none() {
+        assert_eq!(name_list(""), None);
+        assert_eq!(name_list(","), Some(vec![]));
+        assert_eq!(name_list("set,hset"), Some(vec!["set".to_string(), "hset".to_string()]));
+    }
 }

@@ -60,6 +60,10 @@ impl Session {
         self.guest().run_trigger(payload, redis)
     }
 
+    pub fn run_key_event(&self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+        self.guest().run_key_event(payload, redis)
+    }
+
     pub fn run_execution(
         &self,
         id: &str,

@@ -1,6 +1,7 @@
 """CommandReader registrations (trigger=): register, RG.TRIGGER / RG.TRIGGERONKEY,
 RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS."""
 import re
+import time
 
 import pytest
 import redis
@@ -118,7 +119,6 @@ def test_failing_script_registers_nothing(clean):
     ("GB('CommandReader').register(trigger='t')\nGB('CommandReader').register(trigger='t')",
      "trigger already registered in this session"),
     ("GB('CommandReader').register(trigger='t', onRegistered=print)", "onRegistered argument must be a function"),
-    ("GB().register('x*')", "not yet supported"),
 ])
 def test_register_argument_errors(clean, script, message):
     assert message in pyexec_err(clean, script)
@@ -140,3 +140,69 @@ def test_onregistered_runs_and_shares_globals(clean):
               "GB('CommandReader').map(lambda x: state.get('ready', 'no')).register(trigger='ready', onRegistered=ready)\n")
     assert pyexec(r, script) == "OK"
     assert r.execute_command("RG.TRIGGER", "ready") == ["yes"]
+
+
+# ---------------------------------------------------------------- KeysReader registrations (async)
+
+KEYS_COUNTER = ("count = 0\n"
+                "def seen(x):\n"
+                "    global count\n"
+                "    count += 1\n"
+                "    execute('set', 'seen:' + x['key'], '%s|%s|%s' % (x['event'], x['type'], x['value']))\n"
+                "GB().foreach(seen).register('user:*', eventTypes=['set'])\n"
+                "GB('CommandReader').map(lambda x: count).register(trigger='kcount')\n")
+
+
+def test_keys_registration_counts_events_in_a_shared_global(clean):
+    r = clean
+    assert pyexec(r, KEYS_COUNTER) == "OK"
+    for i in range(20):
+        r.set(f"user:{i}", f"v{i}")
+    r.hset("user:h", "f", "1")  # hset: not a 'set' event
+    r.set("other", "1")  # outside the prefix
+    assert wait_for(lambda: r.execute_command("RG.TRIGGER", "kcount") == ["20"], 10)
+    assert r.get("seen:user:7") == "set|string|v7"
+    assert r.get("seen:user:h") is None and r.get("seen:other") is None
+    entry = [e for e in r.execute_command("RG.DUMPREGISTRATIONS") if e[3] == "KeysReader"][0]
+    data = as_dict(entry[7])
+    assert data["args"] == ["regex", "user:*", "eventTypes", ["set"], "keyTypes", None, "hookCommands", None]
+    assert wait_for(lambda: as_dict([e for e in r.execute_command("RG.DUMPREGISTRATIONS")
+                                      if e[3] == "KeysReader"][0][7])["numSuccess"] == 20, 10)
+
+
+def test_keys_registration_key_types_and_read_value(clean):
+    r = clean
+    script = ("GB().foreach(lambda x: execute('rpush', 'log', '%s:%s' % (x['key'], sorted(x.keys()))))"
+              ".register('h:*', keyTypes=['hash'], readValue=False)\n")
+    assert pyexec(r, script) == "OK"
+    r.hset("h:1", "a", "1")
+    r.set("h:2", "x")  # a string: filtered out by keyTypes
+    assert wait_for(lambda: r.llen("log") >= 1, 10)
+    time.sleep(0.3)
+    assert r.lrange("log", 0, -1) == ["h:1:['event', 'key']"]
+
+
+def test_unregistered_keys_registration_stops_firing(clean):
+    r = clean
+    assert pyexec(r, "GB().foreach(lambda x: execute('incr', 'fired')).register('u:*')") == "OK"
+    r.set("u:1", "1")
+    assert wait_for(lambda: r.get("fired") == "1", 10)
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+    assert r.execute_command("RG.UNREGISTER", entry[1]) == "OK"
+    assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, 5)
+    r.set("u:2", "1")
+    time.sleep(0.3)
+    assert r.get("fired") == "1"
+
+
+@pytest.mark.parametrize("script, message", [
+    ("GB().register(keyTypes=['nope'])", "unknown key type"),
+    ("GB().register(eventTypes='set')", "eventTypes must be a list of strings"),
+    ("GB().register(prefix=1)", "regex argument must be a string"),
+    ("GB().register(readValue='yes')", "readValue argument must be a boolean"),
+    ("GB().register(mode='sync')", "not yet supported"),
+    ("GB('StreamReader').register('s')", "not yet supported"),
+])
+def test_keys_register_argument_errors(clean, script, message):
+    assert message in pyexec_err(clean, script)
+    assert clean.execute_command("RG.DUMPREGISTRATIONS") == []

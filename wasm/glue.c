@@ -25,6 +25,7 @@ static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None 
 static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
 static PyObject *runtime_run;      /* gears_runtime._run_execution(str) -> bytes */
 static PyObject *runtime_trigger;  /* gears_runtime._run_trigger(bytes) -> bytes */
+static PyObject *runtime_key_event; /* gears_runtime._run_key_event(bytes) -> bytes */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
 EXPORT("gears_free") void gears_free(void *p) { free(p); }
@@ -170,7 +171,9 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
     runtime_reseed = PyObject_GetAttrString(runtime, "_reseed");
     runtime_run = PyObject_GetAttrString(runtime, "_run_execution");
     runtime_trigger = PyObject_GetAttrString(runtime, "_run_trigger");
-    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger) fail("gears_runtime is incomplete");
+    runtime_key_event = PyObject_GetAttrString(runtime, "_run_key_event");
+    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger || !runtime_key_event)
+        fail("gears_runtime is incomplete");
     /* Pre-import what scripts commonly use, so sessions start with it in the image. */
     /* gc.freeze(): the objects of the image move to the permanent generation. Otherwise a
      * session's first collection walks (and so writes to, copying on write) every page of
@@ -246,4 +249,9 @@ EXPORT("gears_run_execution") int32_t gears_run_execution(const char *id, uint32
 /* Runs a registration's flow for one trigger (payload: encoded [id, trigger, args...]). */
 EXPORT("gears_run_trigger") int32_t gears_run_trigger(const char *payload, uint32_t len) {
     return call_runtime(runtime_trigger, PyBytes_FromStringAndSize(payload, len));
+}
+
+/* Runs a KeysReader registration's flow for one event (payload: encoded [id, key, event]). */
+EXPORT("gears_run_key_event") int32_t gears_run_key_event(const char *payload, uint32_t len) {
+    return call_runtime(runtime_key_event, PyBytes_FromStringAndSize(payload, len));
 }

@@ -18,6 +18,7 @@ struct Exports {
     exec_script: TypedFunc<(u32, u32), i32>,
     run_execution: TypedFunc<(u32, u32), i32>,
     run_trigger: TypedFunc<(u32, u32), i32>,
+    run_key_event: TypedFunc<(u32, u32), i32>,
     out_ptr: TypedFunc<(), u32>,
     out_len: TypedFunc<(), u32>,
     reseed: TypedFunc<(), i32>,
@@ -34,6 +35,7 @@ impl Exports {
             exec_script: instance.get_typed_func(&mut *store, "gears_exec_script")?,
             run_execution: instance.get_typed_func(&mut *store, "gears_run_execution")?,
             run_trigger: instance.get_typed_func(&mut *store, "gears_run_trigger")?,
+            run_key_event: instance.get_typed_func(&mut *store, "gears_run_key_event")?,
             out_ptr: instance.get_typed_func(&mut *store, "gears_out_ptr")?,
             out_len: instance.get_typed_func(&mut *store, "gears_out_len")?,
             reseed: instance.get_typed_func(&mut *store, "gears_reseed")?,
@@ -171,6 +173,12 @@ impl Guest {
     /// Runs a registration's flow for one trigger (`payload`: encoded [id, trigger, args...]).
     pub fn run_trigger(&mut self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
         let run = self.exports.run_trigger.clone();
+        self.run_flow(run, payload, redis, None)
+    }
+
+    /// Runs a KeysReader registration's flow for one event (`payload`: encoded [id, key, event]).
+    pub fn run_key_event(&mut self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+        let run = self.exports.run_key_event.clone();
         self.run_flow(run, payload, redis, None)
     }
 

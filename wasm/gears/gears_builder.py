@@ -192,28 +192,70 @@ class GearsBuilder:
         on_registered = kwargs.pop("onRegistered", None)
         if on_registered is not None and not isinstance(on_registered, types.FunctionType):
             raise error("onRegistered argument must be a function")
-        if self.reader != "CommandReader":
+        if self.reader == "KeysReader":
+            fields = _keys_registration(prefix, mode, kwargs)
+        elif self.reader == "CommandReader":
+            fields = _command_registration(mode, kwargs)
+        else:
             raise error("register() on %s is not yet supported by this build of wasmgears" % self.reader)
-        trigger, hook = kwargs.pop("trigger", None), kwargs.pop("hook", None)
-        keyprefix, inorder = kwargs.pop("keyprefix", None), kwargs.pop("inorder", False)
-        if trigger is None and hook is None:
-            raise error("no trigger or hook argument was given")
-        if trigger is not None and (hook is not None or keyprefix is not None):
-            raise error("trigger argument can not be given with keyprefix or hook")
-        if hook is not None:
-            raise error("hook= registrations are not yet supported by this build of wasmgears")
-        if not isinstance(trigger, str):
-            raise error("trigger argument is not string")
-        if not isinstance(inorder, bool):
-            raise error("inorder argument must be a boolean")
         steps = list(self.steps)
         if convertToStr:
             steps.append(("map", str))
         if collect:
             steps.append(("collect",))
-        flow = Flow("CommandReader", trigger, {}, steps)
-        info = {"mode": mode, "trigger": trigger, "inorder": "1" if inorder else "0", "desc": self.desc}
-        return gears_runtime._register(flow, info, on_registered)
+        flow = Flow(self.reader, fields[2], {"readValue": fields[5] == "1"} if self.reader == "KeysReader" else {}, steps)
+        fields += [self.desc or "", "0" if self.desc is None else "1"]
+        return gears_runtime._register(flow, fields, on_registered)
+
+
+_KEY_TYPES = ("string", "hash", "list", "set", "zset", "stream", "module", "empty")
+
+
+def _names(value, what):
+    if value is None:
+        return ""
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise error("%s must be a list of strings" % what)
+    names = [v for v in value]
+    if not all(isinstance(n, str) for n in names):
+        raise error("%s must be a list of strings" % what)
+    return ",".join(names) if names else ","
+
+
+def _keys_registration(prefix, mode, kwargs):
+    """[reader, mode, prefix, eventTypes, keyTypes, readValue] for a KeysReader registration."""
+    prefix = kwargs.pop("regex", prefix)
+    if not isinstance(prefix, str):
+        raise error("regex argument must be a string")
+    if mode == "sync":
+        raise error("sync KeysReader registrations are not yet supported by this build of wasmgears")
+    if kwargs.pop("commands", None) is not None:
+        raise error("commands= registrations are not yet supported by this build of wasmgears")
+    event_types = _names(kwargs.pop("eventTypes", None), "eventTypes").lower()
+    key_types = _names(kwargs.pop("keyTypes", None), "keyTypes").lower()
+    if any(t not in _KEY_TYPES for t in key_types.split(",") if t):
+        raise error("unknown key type")
+    read_value = kwargs.pop("readValue", True)
+    if not isinstance(read_value, bool):
+        raise error("readValue argument must be a boolean")
+    return ["KeysReader", mode, prefix, event_types, key_types, "1" if read_value else "0"]
+
+
+def _command_registration(mode, kwargs):
+    """[reader, mode, trigger, inorder] for a CommandReader registration."""
+    trigger, hook = kwargs.pop("trigger", None), kwargs.pop("hook", None)
+    keyprefix, inorder = kwargs.pop("keyprefix", None), kwargs.pop("inorder", False)
+    if trigger is None and hook is None:
+        raise error("no trigger or hook argument was given")
+    if trigger is not None and (hook is not None or keyprefix is not None):
+        raise error("trigger argument can not be given with keyprefix or hook")
+    if hook is not None:
+        raise error("hook= registrations are not yet supported by this build of wasmgears")
+    if not isinstance(trigger, str):
+        raise error("trigger argument is not string")
+    if not isinstance(inorder, bool):
+        raise error("inorder argument must be a boolean")
+    return ["CommandReader", mode, trigger, "1" if inorder else "0"]
 
 
 class Flow:

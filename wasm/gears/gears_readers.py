@@ -71,6 +71,17 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
             yield {"key": _key_name(key), "value": value, "type": type_name, "event": None}
 
 
+def key_event_record(key, event, read_value):
+    """The record a KeysReader registration gets for one keyspace event."""
+    if not read_value:
+        return {"key": key, "event": event}
+    [kind] = _gears_host.call_batch([["TYPE", key]])
+    command = _value_command(key, kind)
+    value = _convert_value(kind, _gears_host.call_batch([command])[0]) if command else None
+    type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
+    return {"key": key, "value": value, "type": type_name, "event": event}
+
+
 def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerator=None, **_):
     if patternGenerator is not None:
         pattern, noScan = patternGenerator()

@@ -12,6 +12,7 @@ import types
 import _gears_host
 import gears_builder
 import gears_encode
+import gears_readers
 
 error = _gears_host.error  # gears.error: a Redis error reply
 
@@ -218,12 +219,12 @@ def _create_execution(flow):
     return execution_id
 
 
-def _register(flow, info, on_registered):
-    """register(): staged with the host, which applies it once the script has succeeded."""
-    if any(f.arg == flow.arg for f in _registrations.values()):
+def _register(flow, fields, on_registered):
+    """register(): staged with the host, which applies it once the script has succeeded.
+    `fields`: [reader, mode, reader args..., desc, has desc]."""
+    if flow.reader == "CommandReader" and any(f.reader == "CommandReader" and f.arg == flow.arg
+                                              for f in _registrations.values()):
         raise error("trigger already registered in this session")
-    fields = [flow.reader, info["mode"], info["trigger"], info["inorder"], info["desc"] or ""]
-    fields.append("1" if info["desc"] is not None else "0")
     registration_id = _gears_host.create_registration(fields)
     _registrations[registration_id] = flow
     _staged.append((registration_id, on_registered))
@@ -236,6 +237,18 @@ def _run_trigger(payload):
     flow = _registrations.get(registration_id)
     if flow is None:
         return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+    errors = []
+    results = list(flow.records(errors, format_error, source=iter([record])))
+    return gears_encode.encode_results(results, errors)
+
+
+def _run_key_event(payload):
+    """A key event: payload = encoded [registration id, key, event]; encoded results."""
+    registration_id, key, event = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    flow = _registrations.get(registration_id)
+    if flow is None:
+        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+    record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
     errors = []
     results = list(flow.records(errors, format_error, source=iter([record])))
     return gears_encode.encode_results(results, errors)
