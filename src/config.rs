@@ -66,10 +66,12 @@ const KEYS: &[Key] = &[
     int_key(SANDBOX_TIME_LIMIT_MS, || Value::Int(5000), Settable::Runtime, 1),
     int_key(SANDBOX_MEMORY_MB, || Value::Int(256), Settable::Runtime, 32),
     int_key(MAX_SESSIONS, || Value::Int(1024), Settable::LoadOnly, 1),
+    int_key(MAX_PENDING_EVENTS, || Value::Int(1000), Settable::Runtime, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
 ];
 
 pub const MAX_EXECUTIONS: &str = "MaxExecutions";
+pub const MAX_PENDING_EVENTS: &str = "MaxPendingEvents";
 pub const SANDBOX_TIME_LIMIT_MS: &str = "SandboxTimeLimitMS";
 pub const SANDBOX_MEMORY_MB: &str = "SandboxMemoryMB";
 pub const MAX_SESSIONS: &str = "MaxSessions";

@@ -7,6 +7,8 @@ use crate::codec::encode_args;
 use crate::flows::split_results;
 use crate::{redis_call, registrations, workers};
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 fn type_name(ctx: &Context, key: &[u8]) -> String {
@@ -25,14 +27,31 @@ fn type_name(ctx: &Context, key: &[u8]) -> String {
     .to_string()
 }
 
+/// One place in a registration's bounded backlog, given back when dropped.
+struct PendingSlot(Arc<AtomicUsize>);
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
     if ctx.get_flags().intersects(ContextFlags::LOADING | ContextFlags::SLAVE | ContextFlags::REPLICATED) {
         return;
     }
     let matches = registrations::matching_key_registrations(key, event, || type_name(ctx, key));
-    for (id, session) in matches {
+    let max_pending = registrations::max_pending();
+    for (id, session, pending) in matches {
+        if pending.fetch_add(1, Ordering::AcqRel) >= max_pending {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            registrations::record_dropped(&id);
+            continue;
+        }
+        let slot = PendingSlot(pending);
         let payload = encode_args(&[id.as_bytes(), key, event.as_bytes()]);
         workers::submit(move || {
+            let _slot = slot; // released however the job ends
             let started = Instant::now();
             let first_error = match session.run_key_event(&payload, redis_call::detached()) {
                 Ok(reply) => split_results(reply).errors.into_iter().next(),

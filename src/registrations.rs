@@ -7,7 +7,7 @@ use crate::reply::bulk;
 use crate::sandbox::CreatedRegistration;
 use crate::session::Session;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 #[derive(Default, Clone)]
@@ -28,6 +28,9 @@ pub enum Source {
 }
 
 pub struct Registration {
+    /// Executions queued or running for this registration's events (bounded: a flow that
+    /// writes keys it also listens to would otherwise queue work without end).
+    pub pending: Arc<AtomicUsize>,
     pub reader: String,
     pub mode: String,
     pub source: Source,
@@ -58,13 +61,13 @@ pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
     }
 }
 
-/// The KeysReader registrations an event fires: (id, session). `key_type` is asked
+/// The KeysReader registrations an event fires: (id, session, pending counter). `key_type` is asked
 /// only when some registration filters on key types.
 pub fn matching_key_registrations(
     key: &[u8],
     event: &str,
     key_type: impl Fn() -> String,
-) -> Vec<(String, Arc<Session>)> {
+) -> Vec<(String, Arc<Session>, Arc<AtomicUsize>)> {
     let reg = registry();
     let mut kind: Option<String> = None;
     let mut out = Vec::new();
@@ -82,7 +85,7 @@ pub fn matching_key_registrations(
                 continue;
             }
         }
-        out.push((id.clone(), Arc::clone(&r.session)));
+        out.push((id.clone(), Arc::clone(&r.session), Arc::clone(&r.pending)));
     }
     out
 }
@@ -124,6 +127,7 @@ pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result
             _ => (Source::Trigger { name: field(2), inorder: field(3) == "1" }, 4),
         };
         let registration = Registration {
+            pending: Arc::new(AtomicUsize::new(0)),
             reader: field(0),
             mode: field(1),
             source,
@@ -161,6 +165,20 @@ pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
 pub fn unregister(id: &str) -> bool {
     let removed = seq(id).and_then(|k| registry().remove(&k));
     removed.is_some()
+}
+
+/// An event dropped because the registration's backlog is full: counted as aborted.
+pub fn record_dropped(id: &str) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.triggered += 1;
+        r.stats.aborted += 1;
+        r.stats.last_error = Some(format!("event dropped: more than {} pending (MaxPendingEvents)", max_pending()));
+    }
+}
+
+pub fn max_pending() -> usize {
+    crate::settings::int(crate::config::MAX_PENDING_EVENTS).max(1) as usize
 }
 
 pub fn clear_stats() {

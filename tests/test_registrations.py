@@ -206,3 +206,30 @@ def test_unregistered_keys_registration_stops_firing(clean):
 def test_keys_register_argument_errors(clean, script, message):
     assert message in pyexec_err(clean, script)
     assert clean.execute_command("RG.DUMPREGISTRATIONS") == []
+
+
+def test_self_triggering_registrations_are_bounded(clean):
+    """Two registrations that write the keys they listen to would queue work without end; the
+    backlog per registration is capped (MaxPendingEvents), the rest is dropped and counted."""
+    r = clean
+    r.execute_command("RG.CONFIGSET", "MaxPendingEvents", "20")
+    try:
+        script = ("import random\n"
+                  "def spread(x):\n"
+                  "    execute('set', 'lp:%d' % random.randrange(10**6), '1')\n"
+                  "GB().foreach(spread).register('lp:*')\n"
+                  "GB().foreach(spread).register('lp:*')\n")
+        assert pyexec(r, script) == "OK"
+        before = r.info("memory")["used_memory"]
+        r.set("lp:start", "1")
+        time.sleep(3)
+        assert r.ping()
+        assert r.info("memory")["used_memory"] - before < 100 * 1024 * 1024
+        stats = [as_dict(e[7]) for e in r.execute_command("RG.DUMPREGISTRATIONS")]
+        assert sum(s["numAborted"] for s in stats) > 0, stats
+        assert "MaxPendingEvents" in (stats[0]["lastError"] or stats[1]["lastError"] or "")
+    finally:
+        for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
+            r.execute_command("RG.UNREGISTER", entry[1])
+        r.execute_command("RG.CONFIGSET", "MaxPendingEvents", "1000")
+    assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, 15)
