@@ -49,11 +49,16 @@ static PyObject *exchange(host_fn fn, codec_buf *request) {
     return value;
 }
 
+/* Sends one list of bytes/str (command args, a plan, registration fields) to a host import. */
+static PyObject *exchange_list(host_fn fn, PyObject *list, const char *name) {
+    if (!PyList_Check(list)) return PyErr_Format(PyExc_TypeError, "%s() takes a list", name);
+    codec_buf buf = {0};
+    if (codec_put_args(&buf, list) < 0) { free(buf.data); return NULL; }
+    return exchange(fn, &buf);
+}
+
 static PyObject *host_module_call(PyObject *self, PyObject *parts) {
-    if (!PyList_Check(parts)) return PyErr_Format(PyExc_TypeError, "call() takes a list of bytes");
-    codec_buf args = {0};
-    if (codec_put_args(&args, parts) < 0) { free(args.data); return NULL; }
-    return exchange(host_call, &args);
+    return exchange_list(host_call, parts, "call");
 }
 
 /* Several commands under one acquisition of the Redis lock; error replies come back as
@@ -77,18 +82,12 @@ fail:
 
 /* Stages a registration with the host (fields: reader, mode, trigger, ...); returns its id. */
 static PyObject *host_module_create_registration(PyObject *self, PyObject *fields) {
-    if (!PyList_Check(fields)) return PyErr_Format(PyExc_TypeError, "create_registration() takes a list");
-    codec_buf buf = {0};
-    if (codec_put_args(&buf, fields) < 0) { free(buf.data); return NULL; }
-    return exchange(host_create_registration, &buf);
+    return exchange_list(host_create_registration, fields, "create_registration");
 }
 
 /* Registers an execution with the host (plan = flat list of step fields); returns its id. */
 static PyObject *host_module_create_execution(PyObject *self, PyObject *plan) {
-    if (!PyList_Check(plan)) return PyErr_Format(PyExc_TypeError, "create_execution() takes a list");
-    codec_buf buf = {0};
-    if (codec_put_args(&buf, plan) < 0) { free(buf.data); return NULL; }
-    return exchange(host_create_execution, &buf);
+    return exchange_list(host_create_execution, plan, "create_execution");
 }
 
 static PyObject *host_module_log(PyObject *self, PyObject *args) {

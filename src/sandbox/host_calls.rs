@@ -148,22 +148,35 @@ fn atomic(mut caller: GuestCaller<'_>, enter: i32) -> wasmtime::Result<i32> {
     }
 }
 
+/// The shape `run()` and `register()` share: the guest sends a list of text fields, the host
+/// allocates an id, stages the item on the entry and answers with the id.
+fn stage(
+    caller: &mut GuestCaller<'_>,
+    io: (u32, u32, u32, u32),
+    next_id: fn() -> String,
+    push: fn(&mut Entry, String, Vec<String>),
+) -> wasmtime::Result<i32> {
+    serve(caller, io, |state, request| match decode_args(request) {
+        Ok(fields) => {
+            let id = next_id();
+            let fields = fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            push(&mut state.entry, id.clone(), fields);
+            Reply::Bulk(id.into_bytes())
+        }
+        Err(e) => malformed(e),
+    })
+}
+
 /// `run()`: allocates the execution id; the host runs the flow after the script returns.
 fn create_execution(
     mut caller: GuestCaller<'_>,
     ptr: u32,
     len: u32,
-    reply_ptr: u32,
-    reply_len: u32,
+    out_ptr: u32,
+    out_len: u32,
 ) -> wasmtime::Result<i32> {
-    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
-        Ok(plan) => {
-            let id = crate::executions::next_id();
-            let plan = plan.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-            state.entry.created.push(CreatedExecution { id: id.clone(), plan });
-            Reply::Bulk(id.into_bytes())
-        }
-        Err(e) => malformed(e),
+    stage(&mut caller, (ptr, len, out_ptr, out_len), crate::executions::next_id, |entry, id, plan| {
+        entry.created.push(CreatedExecution { id, plan })
     })
 }
 
@@ -172,17 +185,11 @@ fn create_registration(
     mut caller: GuestCaller<'_>,
     ptr: u32,
     len: u32,
-    reply_ptr: u32,
-    reply_len: u32,
+    out_ptr: u32,
+    out_len: u32,
 ) -> wasmtime::Result<i32> {
-    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
-        Ok(fields) => {
-            let id = crate::registrations::next_id();
-            let fields = fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-            state.entry.registrations.push(CreatedRegistration { id: id.clone(), fields });
-            Reply::Bulk(id.into_bytes())
-        }
-        Err(e) => malformed(e),
+    stage(&mut caller, (ptr, len, out_ptr, out_len), crate::registrations::next_id, |entry, id, fields| {
+        entry.registrations.push(CreatedRegistration { id, fields })
     })
 }
 
