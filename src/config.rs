@@ -65,6 +65,7 @@ const KEYS: &[Key] = &[
     // The sandbox's own limits.
     int_key(SANDBOX_TIME_LIMIT_MS, || Value::Int(5000), Settable::Runtime, 1),
     int_key(SANDBOX_MEMORY_MB, || Value::Int(256), Settable::Runtime, 32),
+    int_key(MAIN_THREAD_TIME_LIMIT_MS, || Value::Int(500), Settable::Runtime, 1),
     int_key(MAX_SESSIONS, || Value::Int(1024), Settable::LoadOnly, 1),
     int_key(MAX_PENDING_EVENTS, || Value::Int(1000), Settable::Runtime, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
@@ -74,6 +75,7 @@ pub const MAX_EXECUTIONS: &str = "MaxExecutions";
 pub const MAX_PENDING_EVENTS: &str = "MaxPendingEvents";
 pub const SANDBOX_TIME_LIMIT_MS: &str = "SandboxTimeLimitMS";
 pub const SANDBOX_MEMORY_MB: &str = "SandboxMemoryMB";
+pub const MAIN_THREAD_TIME_LIMIT_MS: &str = "SandboxMainThreadTimeLimitMS";
 pub const MAX_SESSIONS: &str = "MaxSessions";
 pub const EXECUTION_THREADS: &str = "ExecutionThreads";
 pub const GUEST_DIR: &str = "GuestDir";

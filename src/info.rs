@@ -1,19 +1,30 @@
 //! `INFO rg`: the counters RedisGears clients read, and the sandbox's own.
 
 use crate::sandbox::limits;
-use crate::{executions, registrations, session};
+use crate::{executions, registrations, session, time_events};
 use redis_module::{InfoContext, RedisResult};
 use redis_module_macros::info_command_handler;
 
 #[info_command_handler]
-fn rg_info(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
-    ctx.builder()
+fn rg_info(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
+    let builder = ctx
+        .builder()
         .add_section("stats")
         .field("nexecutions", executions::count() as i64)?
         .field("nregistrations", registrations::count() as i64)?
         .field("nsessions", session::live_sessions() as i64)?
+        .field("ntimeevents", time_events::count() as i64)?
         .field("guest_memory_bytes", limits::guest_memory_bytes() as i64)?
-        .build_section()?
-        .build_info()?;
+        .build_section()?;
+    if for_crash_report {
+        // A crash report must not wait for a lock a crashed thread may hold.
+        return builder.build_info().map(|_| ());
+    }
+    // RedisGears' own spelling of the section name.
+    let mut section = builder.add_section("regisrations");
+    for (id, summary) in registrations::info_fields() {
+        section = section.field(&id, summary)?;
+    }
+    section.build_section()?.build_info()?;
     Ok(())
 }

@@ -1,11 +1,14 @@
-//! Keyspace events -> KeysReader registrations. The handler runs inside the command that
-//! changed the key (main thread, or a worker's `execute()`), so it only picks the matching
-//! registrations and queues their executions on the workers. Not fired on replicas or while
-//! loading.
+//! Keyspace events -> KeysReader and StreamReader registrations. The handler runs inside the
+//! command that changed the key (main thread, or a worker's `execute()`): `sync`
+//! registrations run right there, `commands=` ones after the command, the others are queued
+//! on the workers. Not fired on replicas or while loading.
 
-use crate::codec::encode_args;
+use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
-use crate::{redis_call, registrations, workers};
+use crate::registrations::Target;
+use crate::sandbox::{EntrySetup, SandboxError};
+use crate::session::Callback;
+use crate::{command_hooks, redis_call, registrations, streams, workers};
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,24 +43,59 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
     if ctx.get_flags().intersects(ContextFlags::LOADING | ContextFlags::SLAVE | ContextFlags::REPLICATED) {
         return;
     }
-    let matches = registrations::matching_key_registrations(key, event, || type_name(ctx, key));
-    let max_pending = registrations::max_pending();
-    for (id, session, pending) in matches {
-        if pending.fetch_add(1, Ordering::AcqRel) >= max_pending {
-            pending.fetch_sub(1, Ordering::AcqRel);
-            registrations::record_dropped(&id);
+    if event == "xadd" {
+        for (target, stream) in registrations::matching_stream_registrations(key) {
+            streams::on_entry_added(&target, &stream, key);
+        }
+    }
+    let command = command_hooks::wrapped_command();
+    let matches = registrations::matching_key_registrations(key, event, command.as_deref(), || type_name(ctx, key));
+    for target in matches {
+        let payload = encode_args(&[target.id.as_bytes(), key, event.as_bytes()]);
+        if command.is_some() && command_hooks::defer(&target, &payload) {
+            continue; // a `commands=` registration: run once the command is done
+        }
+        if target.sync && run_inline(ctx, &target, &payload) {
             continue;
         }
-        let slot = PendingSlot(pending);
-        let payload = encode_args(&[id.as_bytes(), key, event.as_bytes()]);
-        workers::submit(move || {
-            let _slot = slot; // released however the job ends
-            let started = Instant::now();
-            let first_error = match session.run_key_event(&payload, redis_call::detached()) {
-                Ok(reply) => split_results(reply).errors.into_iter().next(),
-                Err(e) => Some(e.to_string()),
-            };
-            registrations::record_run(&id, started.elapsed().as_millis() as u64, first_error.as_deref());
-        });
+        queue(target, payload);
     }
+}
+
+/// A `sync` registration runs right here, within the command that changed the key, if its
+/// session is free; false if it is busy on a worker (which may be waiting for the Redis lock
+/// this thread holds), and the event is queued like an async one instead.
+fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
+    let setup = EntrySetup { main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
+    let started = Instant::now();
+    let Some(result) = target.session.try_callback(Callback::KeyEvent, payload, setup) else {
+        return false;
+    };
+    record(&target.id, started, result.map(|out| out.reply));
+    true
+}
+
+pub fn record(id: &str, started: Instant, result: Result<Reply, SandboxError>) {
+    let first_error = match result {
+        Ok(reply) => split_results(reply).errors.into_iter().next(),
+        Err(e) => Some(e.to_string()),
+    };
+    registrations::record_run(id, started.elapsed().as_millis() as u64, first_error.as_deref());
+}
+
+/// Runs the event's flow on a worker, within the registration's bounded backlog.
+pub fn queue(target: Target, payload: Vec<u8>) {
+    if target.pending.fetch_add(1, Ordering::AcqRel) >= registrations::max_pending() {
+        target.pending.fetch_sub(1, Ordering::AcqRel);
+        registrations::record_dropped(&target.id);
+        return;
+    }
+    let slot = PendingSlot(Arc::clone(&target.pending));
+    workers::submit(move || {
+        let _slot = slot; // released however the job ends
+        let started = Instant::now();
+        let setup = EntrySetup::new(redis_call::detached());
+        let result = target.session.callback(Callback::KeyEvent, &payload, setup);
+        record(&target.id, started, result.map(|out| out.reply));
+    });
 }

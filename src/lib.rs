@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod pyexecute_args;
 
+mod command_hooks;
 mod commands;
 mod executions;
 mod flows;
@@ -24,6 +25,9 @@ mod reply;
 mod sandbox;
 mod session;
 mod settings;
+mod streams;
+mod time_events;
+mod timers;
 mod worker_context;
 mod workers;
 
@@ -52,9 +56,12 @@ fn load(args: &[RedisString]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init(_ctx: &Context, args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     match std::panic::catch_unwind(|| load(args)) {
-        Ok(Ok(())) => Status::Ok,
+        Ok(Ok(())) => {
+            command_hooks::install(ctx);
+            Status::Ok
+        }
         Ok(Err(e)) => {
             redis_log::warning(&format!("wasmgears: failed to load: {e:#}"));
             Status::Err
@@ -104,6 +111,9 @@ guarded_commands! {
     dump_registrations => commands::registrations::dump_registrations,
     unregister => commands::registrations::unregister,
     clear_registrations_stats => commands::registrations::clear_registrations_stats,
+    pause_registrations => commands::registrations::pause_registrations,
+    unpause_registrations => commands::registrations::unpause_registrations,
+    inner_hook => command_hooks::inner_hook,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -111,12 +121,13 @@ guarded_commands! {
 mod entry {
     use super::*;
     use redis_module::redis_module;
+    use time_events::TIME_EVENT_TYPE;
 
     redis_module! {
         name: "rg",
         version: 1,
         allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-        data_types: [],
+        data_types: [TIME_EVENT_TYPE],
         init: init,
         deinit: deinit,
         commands: [
@@ -134,6 +145,9 @@ mod entry {
             ["rg.dumpregistrations", dump_registrations, "readonly", 0, 0, 0, ""],
             ["rg.unregister", unregister, "readonly", 0, 0, 0, ""],
             ["rg.clearregistrationsstats", clear_registrations_stats, "readonly", 0, 0, 0, ""],
+            ["rg.pauseregistrations", pause_registrations, "readonly", 0, 0, 0, ""],
+            ["rg.unpauseregistrations", unpause_registrations, "readonly", 0, 0, 0, ""],
+            ["rg.innerhook", inner_hook, "may-replicate", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

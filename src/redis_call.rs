@@ -69,6 +69,10 @@ impl RedisCaller for WorkerCaller {
         self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_command(ctx, c)).collect()))
     }
 
+    fn with_context(&mut self, f: &mut dyn FnMut(&Context)) {
+        self.with_ctx(|ctx| f(ctx))
+    }
+
     fn atomic(&mut self, enter: bool) {
         if enter {
             if self.atomic_depth == 0 {
@@ -90,6 +94,34 @@ impl Drop for WorkerCaller {
             self.ctx.release();
         }
     }
+}
+
+/// `execute()` inline on a thread that already holds the Redis GIL (the main thread inside
+/// a command or keyspace notification): calls go straight to that context.
+pub struct InlineCaller {
+    ctx: *mut redis_module::raw::RedisModuleCtx,
+}
+
+// SAFETY: an InlineCaller is created and used within one entry into the guest on the thread
+// that owns `ctx` (and holds the Redis GIL); it never outlives that call. `Send` is needed
+// only because the entry stores callers behind `Box<dyn RedisCaller + Send>`.
+unsafe impl Send for InlineCaller {}
+
+impl RedisCaller for InlineCaller {
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        run_command(&Context::new(self.ctx), args)
+    }
+
+    fn atomic(&mut self, _enter: bool) {} // the GIL is held for the whole entry anyway
+
+    fn with_context(&mut self, f: &mut dyn FnMut(&Context)) {
+        f(&Context::new(self.ctx))
+    }
+}
+
+/// For inline work within `ctx` (see `InlineCaller`).
+pub fn inline(ctx: &Context) -> Box<dyn RedisCaller> {
+    Box::new(InlineCaller { ctx: ctx.ctx })
 }
 
 /// For work no client waits on (an UNBLOCKING execution after its id was sent).

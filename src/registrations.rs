@@ -19,12 +19,31 @@ pub struct Stats {
     pub last_ms: u64,
     pub total_ms: u64,
     pub last_error: Option<String>,
+    /// StreamReader: how old the last batch's newest entry was when processed.
+    pub last_lag_ms: u64,
+    pub total_lag_ms: u64,
 }
 
 /// What a registration reacts to.
 pub enum Source {
-    Trigger { name: String, inorder: bool },
-    Keys { prefix: String, event_types: Option<Vec<String>>, key_types: Option<Vec<String>> },
+    Trigger {
+        name: String,
+        inorder: bool,
+    },
+    /// `hook=`: the command (lower case) it replaces, for keys starting with `keyprefix`.
+    Hook {
+        command: String,
+        keyprefix: Option<String>,
+        inorder: bool,
+    },
+    Keys {
+        prefix: String,
+        event_types: Option<Vec<String>>,
+        key_types: Option<Vec<String>>,
+        /// `commands=`: fire only for events these commands cause; the client waits.
+        commands: Option<Vec<String>>,
+    },
+    Stream(Arc<crate::streams::StreamRegistration>),
 }
 
 pub struct Registration {
@@ -43,7 +62,35 @@ impl Registration {
     fn trigger(&self) -> Option<&str> {
         match &self.source {
             Source::Trigger { name, .. } => Some(name),
-            Source::Keys { .. } => None,
+            _ => None,
+        }
+    }
+
+    pub fn is_sync(&self) -> bool {
+        self.mode == "sync"
+    }
+}
+
+/// A registration's flow to run: its id, session and mode.
+#[derive(Clone)]
+pub struct Target {
+    pub id: String,
+    pub session: Arc<Session>,
+    pub sync: bool,
+    /// The registration's backlog counter (KeysReader events).
+    pub pending: Arc<AtomicUsize>,
+    /// A `commands=` registration: the command's client waits for it.
+    pub waits: bool,
+}
+
+impl Target {
+    fn of(id: &str, r: &Registration) -> Target {
+        Target {
+            id: id.to_string(),
+            session: Arc::clone(&r.session),
+            sync: r.is_sync(),
+            pending: Arc::clone(&r.pending),
+            waits: matches!(r.source, Source::Keys { commands: Some(_), .. }),
         }
     }
 }
@@ -61,19 +108,30 @@ pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
     }
 }
 
-/// The KeysReader registrations an event fires: (id, session, pending counter). `key_type` is asked
-/// only when some registration filters on key types.
+/// The KeysReader registrations an event fires. `command` is the command a `commands=`
+/// wrapper is running (None outside one): registrations with `commands=` fire only within
+/// one of theirs, and only those. `key_type` is asked only when some registration filters on
+/// key types.
 pub fn matching_key_registrations(
     key: &[u8],
     event: &str,
+    command: Option<&str>,
     key_type: impl Fn() -> String,
-) -> Vec<(String, Arc<Session>, Arc<AtomicUsize>)> {
+) -> Vec<Target> {
     let reg = registry();
     let mut kind: Option<String> = None;
     let mut out = Vec::new();
     for (id, r) in reg.values() {
-        let Source::Keys { prefix, event_types, key_types, .. } = &r.source else { continue };
+        let Source::Keys { prefix, event_types, key_types, commands } = &r.source else { continue };
         if !prefix_matches(prefix, key) {
+            continue;
+        }
+        let wanted = match (commands, command) {
+            (None, _) => true,
+            (Some(list), Some(cmd)) => list.iter().any(|c| c == cmd),
+            (Some(_), None) => false,
+        };
+        if !wanted {
             continue;
         }
         if event_types.as_ref().is_some_and(|types| !types.iter().any(|t| t.eq_ignore_ascii_case(event))) {
@@ -85,7 +143,61 @@ pub fn matching_key_registrations(
                 continue;
             }
         }
-        out.push((id.clone(), Arc::clone(&r.session), Arc::clone(&r.pending)));
+        out.push(Target::of(id, r));
+    }
+    out
+}
+
+/// The StreamReader registrations watching stream `key`.
+pub fn matching_stream_registrations(key: &[u8]) -> Vec<(Target, Arc<crate::streams::StreamRegistration>)> {
+    registry()
+        .values()
+        .filter_map(|(id, r)| match &r.source {
+            Source::Stream(s) if prefix_matches(&s.prefix, key) => Some((Target::of(id, r), Arc::clone(s))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The StreamReader registration `id`.
+pub fn stream_registration(id: &str) -> Option<(Target, Arc<crate::streams::StreamRegistration>)> {
+    let reg = registry();
+    let (rid, r) = seq(id).and_then(|k| reg.get(&k))?;
+    match &r.source {
+        Source::Stream(s) => Some((Target::of(rid, r), Arc::clone(s))),
+        _ => None,
+    }
+}
+
+pub fn exists(id: &str) -> bool {
+    seq(id).is_some_and(|k| registry().contains_key(&k))
+}
+
+/// The hook that replaces `command` for `first_key`: the newest registered one.
+pub fn find_hook(command: &str, first_key: Option<&[u8]>) -> Option<Target> {
+    let reg = registry();
+    reg.values().rev().find_map(|(id, r)| match &r.source {
+        Source::Hook { command: c, keyprefix, .. } if c == command => {
+            let key_ok = match keyprefix {
+                None => true,
+                Some(p) => first_key.is_some_and(|k| k.starts_with(p.as_bytes())),
+            };
+            key_ok.then(|| Target::of(id, r))
+        }
+        _ => None,
+    })
+}
+
+/// Every command a hook or a `commands=` registration wraps (for the command filter).
+pub fn wrapped_commands() -> Vec<String> {
+    let reg = registry();
+    let mut out = Vec::new();
+    for (_, r) in reg.values() {
+        match &r.source {
+            Source::Hook { command, .. } => out.push(command.clone()),
+            Source::Keys { commands: Some(list), .. } => out.extend(list.iter().cloned()),
+            _ => {}
+        }
     }
     out
 }
@@ -109,40 +221,64 @@ fn seq(id: &str) -> Option<u64> {
 pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result<(), String> {
     let mut reg = registry();
     for s in &staged {
-        let trigger = s.fields.get(2).map(String::as_str).unwrap_or("");
-        if s.fields.first().is_some_and(|r| r == "CommandReader")
-            && reg.values().any(|(_, r)| r.trigger() == Some(trigger))
-        {
+        let trigger = s.fields.get(4).map(String::as_str).unwrap_or("");
+        let is_trigger = s.fields.first().is_some_and(|r| r == "CommandReader") && !trigger.is_empty();
+        if is_trigger && reg.values().any(|(_, r)| r.trigger() == Some(trigger)) {
             return Err(format!("trigger {trigger} already registered"));
         }
     }
     for s in staged {
-        let field = |i: usize| s.fields.get(i).cloned().unwrap_or_default();
         let Some(key) = seq(&s.id) else { continue };
-        let (source, desc_at) = match field(0).as_str() {
-            "KeysReader" => (
-                Source::Keys { prefix: field(2), event_types: name_list(&field(3)), key_types: name_list(&field(4)) },
-                6,
-            ),
-            _ => (Source::Trigger { name: field(2), inorder: field(3) == "1" }, 4),
-        };
+        let Some(source) = parse_source(&s.fields) else { continue };
+        let field = |i: usize| s.fields.get(i).cloned().unwrap_or_default();
         let registration = Registration {
             pending: Arc::new(AtomicUsize::new(0)),
             reader: field(0),
             mode: field(1),
             source,
-            desc: (field(desc_at + 1) == "1").then(|| field(desc_at)),
+            desc: (field(3) == "1").then(|| field(2)),
             stats: Stats::default(),
             session: Arc::clone(session),
         };
         reg.insert(key, (s.id, registration));
     }
+    drop(reg);
+    crate::command_hooks::refresh();
     Ok(())
+}
+
+/// The reader part of a staged registration's fields: `[reader, mode, desc, has_desc, ...]`.
+fn parse_source(fields: &[String]) -> Option<Source> {
+    let field = |i: usize| fields.get(i).cloned().unwrap_or_default();
+    let optional = |s: String| (!s.is_empty()).then_some(s);
+    Some(match field(0).as_str() {
+        "KeysReader" => Source::Keys {
+            prefix: field(4),
+            event_types: name_list(&field(5)),
+            key_types: name_list(&field(6)),
+            commands: name_list(&field(8)),
+        },
+        "CommandReader" if !field(6).is_empty() => {
+            Source::Hook { command: field(6), keyprefix: optional(field(7)), inorder: field(5) == "1" }
+        }
+        "CommandReader" => Source::Trigger { name: field(4), inorder: field(5) == "1" },
+        "StreamReader" => Source::Stream(Arc::new(crate::streams::StreamRegistration::parse(&fields[4..])?)),
+        _ => return None,
+    })
 }
 
 /// The registration behind `trigger`: its id and session.
 pub fn find_trigger(trigger: &str) -> Option<(String, Arc<Session>)> {
     registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| (id.clone(), Arc::clone(&r.session)))
+}
+
+/// A StreamReader batch's lag (age of its newest entry when processed).
+pub fn record_lag(id: &str, lag_ms: u64) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.last_lag_ms = lag_ms;
+        r.stats.total_lag_ms += lag_ms;
+    }
 }
 
 pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
@@ -164,7 +300,21 @@ pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
 /// Removes a registration; its session is freed with its last holder (outside the lock).
 pub fn unregister(id: &str) -> bool {
     let removed = seq(id).and_then(|k| registry().remove(&k));
+    if removed.is_some() {
+        crate::command_hooks::refresh();
+    }
     removed.is_some()
+}
+
+/// Pauses (`true`) or resumes a StreamReader registration; false if `id` is not one.
+pub fn set_paused(id: &str, paused: bool) -> bool {
+    match stream_registration(id) {
+        Some((target, stream)) => {
+            crate::streams::set_paused(&target, &stream, paused);
+            true
+        }
+        None => false,
+    }
 }
 
 /// An event dropped because the registration's backlog is full: counted as aborted.
@@ -197,7 +347,15 @@ fn args_reply(source: &Source) -> Reply {
         Source::Trigger { name, inorder } => {
             Reply::Array(vec![bulk("trigger"), bulk(name.as_str()), bulk("inorder"), Reply::Int(*inorder as i64)])
         }
-        Source::Keys { prefix, event_types, key_types, .. } => Reply::Array(vec![
+        Source::Hook { command, keyprefix, inorder } => Reply::Array(vec![
+            bulk("hook"),
+            bulk(command.as_str()),
+            bulk("keyprefix"),
+            keyprefix.as_ref().map_or(Reply::Null, |p| bulk(p.as_str())),
+            bulk("inorder"),
+            Reply::Int(*inorder as i64),
+        ]),
+        Source::Keys { prefix, event_types, key_types, commands } => Reply::Array(vec![
             bulk("regex"),
             bulk(prefix.as_str()),
             bulk("eventTypes"),
@@ -205,8 +363,9 @@ fn args_reply(source: &Source) -> Reply {
             bulk("keyTypes"),
             names(key_types),
             bulk("hookCommands"),
-            Reply::Null,
+            names(commands),
         ]),
+        Source::Stream(s) => s.args_reply(),
     }
 }
 
@@ -220,6 +379,29 @@ fn pd_string(r: &Registration, ids: &[String]) -> String {
     )
 }
 
+/// `INFO rg`: one field per registration, a flat summary (commas would split the field).
+pub fn info_fields() -> Vec<(String, String)> {
+    registry()
+        .values()
+        .map(|(id, r)| {
+            let st = &r.stats;
+            let summary = format!(
+                "desc={}|reader={}|mode={}|numTriggered={}|numSuccess={}|numFailures={}|numAborted={}|lastError={}|session={}",
+                r.desc.as_deref().unwrap_or("None"),
+                r.reader,
+                r.mode,
+                st.triggered,
+                st.success,
+                st.failures,
+                st.aborted,
+                st.last_error.as_deref().unwrap_or("None").replace([',', '\r', '\n'], " "),
+                r.session.id
+            );
+            (id.clone(), summary)
+        })
+        .collect()
+}
+
 /// RG.DUMPREGISTRATIONS: one 12-item entry per registration (spec §1.5).
 pub fn dump() -> Reply {
     let reg = registry();
@@ -228,7 +410,7 @@ pub fn dump() -> Reply {
         .map(|(id, r)| {
             let st = &r.stats;
             let avg = if st.triggered > 0 { st.total_ms as f64 / st.triggered as f64 } else { 0.0 };
-            let data = Reply::Array(vec![
+            let mut data = vec![
                 bulk("mode"),
                 bulk(r.mode.as_str()),
                 bulk("numTriggered"),
@@ -245,11 +427,30 @@ pub fn dump() -> Reply {
                 Reply::Int(st.total_ms as i64),
                 bulk("avgRunDurationMS"),
                 bulk(format!("{avg:?}")),
-                bulk("lastError"),
-                st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
-                bulk("args"),
-                args_reply(&r.source),
-            ]);
+            ];
+            if let Source::Stream(stream) = &r.source {
+                let avg_lag = if st.triggered > 0 { st.total_lag_ms as f64 / st.triggered as f64 } else { 0.0 };
+                data.extend([
+                    bulk("lastEstimatedLagMS"),
+                    Reply::Int(st.last_lag_ms as i64),
+                    bulk("avgEstimatedLagMS"),
+                    bulk(format!("{avg_lag:?}")),
+                    bulk("lastError"),
+                    st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
+                    bulk("args"),
+                    args_reply(&r.source),
+                    bulk("status"),
+                    bulk(stream.status_name()),
+                ]);
+            } else {
+                data.extend([
+                    bulk("lastError"),
+                    st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
+                    bulk("args"),
+                    args_reply(&r.source),
+                ]);
+            }
+            let data = Reply::Array(data);
             let session_ids: Vec<String> =
                 reg.values().filter(|(_, o)| Arc::ptr_eq(&o.session, &r.session)).map(|(i, _)| i.clone()).collect();
             Reply::Array(vec![

@@ -3,11 +3,11 @@
 //! later). Dropping the last `Arc` drops the instance and returns its memory.
 
 use crate::codec::Reply;
-use crate::sandbox::{self, Created, Guest, RedisCaller, SandboxError, ScriptOutcome};
+use crate::sandbox::{self, CommandCtx, Created, EntrySetup, Guest, RedisCaller, SandboxError, ScriptOutcome};
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 
 static LIVE_SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
@@ -15,6 +15,25 @@ pub struct Session {
     pub id: String,
     /// One thread at a time runs this session's Python (its "GIL").
     guest: Mutex<Guest>,
+    /// Itself, for the time events an entry creates (each holds the session).
+    me: Weak<Session>,
+}
+
+/// Which guest entry point runs a registration's callback.
+#[derive(Clone, Copy)]
+pub enum Callback {
+    /// A CommandReader flow (trigger or hook): payload [id, command/trigger, args...].
+    Trigger,
+    /// A KeysReader flow: payload [id, key, event].
+    KeyEvent,
+    /// Anything else: payload [kind, fields...] (stream batches, time events).
+    Dispatch,
+}
+
+/// What a callback returned: its encoded results and the command context it ran with.
+pub struct CallbackOutput {
+    pub reply: Reply,
+    pub command: Option<CommandCtx>,
 }
 
 /// Sessions currently alive in this process.
@@ -41,11 +60,31 @@ impl Session {
         let rt = sandbox::runtime().ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
         LIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(Session { id: id.unwrap_or_else(random_id), guest: Mutex::new(guest) }))
+        let id = id.unwrap_or_else(random_id);
+        Ok(Arc::new_cyclic(|me| Session { id, guest: Mutex::new(guest), me: me.clone() }))
     }
 
-    fn guest(&self) -> std::sync::MutexGuard<'_, Guest> {
+    fn guest(&self) -> MutexGuard<'_, Guest> {
         self.guest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The guest if no other thread is running this session right now.
+    fn try_guest(&self) -> Option<MutexGuard<'_, Guest>> {
+        match self.guest.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Starts the time events the last entry created: each holds this session.
+    fn start_time_events(&self, guest: &mut Guest) {
+        let ids = guest.take_time_events();
+        if let (false, Some(me)) = (ids.is_empty(), self.me.upgrade()) {
+            for id in ids {
+                crate::time_events::start(id, Arc::clone(&me));
+            }
+        }
     }
 
     pub fn exec_script(
@@ -53,15 +92,54 @@ impl Session {
         script: &[u8],
         redis: Box<dyn RedisCaller>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
-        self.guest().exec_script(script, redis)
+        let mut guest = self.guest();
+        let done = guest.exec_script(script, redis);
+        self.start_time_events(&mut guest);
+        done
     }
 
-    pub fn run_trigger(&self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
-        self.guest().run_trigger(payload, redis)
+    fn run_callback(
+        guest: &mut Guest,
+        kind: Callback,
+        payload: &[u8],
+        setup: EntrySetup,
+    ) -> Result<Reply, SandboxError> {
+        match kind {
+            Callback::Trigger => guest.run_trigger(payload, setup),
+            Callback::KeyEvent => guest.run_key_event(payload, setup),
+            Callback::Dispatch => guest.dispatch(payload, setup),
+        }
     }
 
-    pub fn run_key_event(&self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
-        self.guest().run_key_event(payload, redis)
+    /// Runs a registration's (or time event's) callback, waiting for the session if busy.
+    pub fn callback(&self, kind: Callback, payload: &[u8], setup: EntrySetup) -> Result<CallbackOutput, SandboxError> {
+        let mut guest = self.guest();
+        self.finish_callback(&mut guest, kind, payload, setup)
+    }
+
+    /// The same, only if the session is free now (inline work on the main thread must not
+    /// wait: the thread running this session may itself be waiting for the Redis lock).
+    pub fn try_callback(
+        &self,
+        kind: Callback,
+        payload: &[u8],
+        setup: EntrySetup,
+    ) -> Option<Result<CallbackOutput, SandboxError>> {
+        let mut guest = self.try_guest()?;
+        Some(self.finish_callback(&mut guest, kind, payload, setup))
+    }
+
+    fn finish_callback(
+        &self,
+        guest: &mut Guest,
+        kind: Callback,
+        payload: &[u8],
+        setup: EntrySetup,
+    ) -> Result<CallbackOutput, SandboxError> {
+        let result = Self::run_callback(guest, kind, payload, setup);
+        self.start_time_events(guest);
+        let command = guest.take_command();
+        result.map(|reply| CallbackOutput { reply, command })
     }
 
     pub fn run_execution(
@@ -70,7 +148,10 @@ impl Session {
         redis: Box<dyn RedisCaller>,
         abort: Arc<AtomicBool>,
     ) -> Result<Reply, SandboxError> {
-        self.guest().run_execution(id, redis, abort)
+        let mut guest = self.guest();
+        let done = guest.run_execution(id, redis, abort);
+        self.start_time_events(&mut guest);
+        done
     }
 }
 

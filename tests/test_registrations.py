@@ -200,8 +200,10 @@ def test_unregistered_keys_registration_stops_firing(clean):
     ("GB().register(eventTypes='set')", "eventTypes must be a list of strings"),
     ("GB().register(prefix=1)", "regex argument must be a string"),
     ("GB().register(readValue='yes')", "readValue argument must be a boolean"),
-    ("GB().register(mode='sync')", "not yet supported"),
-    ("GB('StreamReader').register('s')", "not yet supported"),
+    ("GB().register(mode='sometimes')", "unknown execution mode"),
+    ("GB().register(commands='hset')", "commands argument must be a list of strings"),
+    ("GB().register(commands=['nosuchcmd'])", "no such command"),
+    ("GB('PythonReader').register()", "Given reader do not support register"),
 ])
 def test_keys_register_argument_errors(clean, script, message):
     assert message in pyexec_err(clean, script)

@@ -19,6 +19,7 @@ IMPORT("call_batch") int32_t host_call_batch(const uint8_t *cmds, uint32_t len, 
 IMPORT("atomic") int32_t host_atomic(int32_t enter);
 IMPORT("create_registration") int32_t host_create_registration(const uint8_t *info, uint32_t len, uint8_t **id, uint32_t *id_len);
 IMPORT("create_execution") int32_t host_create_execution(const uint8_t *plan, uint32_t len, uint8_t **id, uint32_t *id_len);
+IMPORT("request") int32_t host_request(const uint8_t *fields, uint32_t len, uint8_t **reply, uint32_t *reply_len);
 
 static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
 static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None | str */
@@ -26,6 +27,7 @@ static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
 static PyObject *runtime_run;      /* gears_runtime._run_execution(str) -> bytes */
 static PyObject *runtime_trigger;  /* gears_runtime._run_trigger(bytes) -> bytes */
 static PyObject *runtime_key_event; /* gears_runtime._run_key_event(bytes) -> bytes */
+static PyObject *runtime_dispatch;  /* gears_runtime._dispatch(bytes) -> bytes | None | str */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
 EXPORT("gears_free") void gears_free(void *p) { free(p); }
@@ -90,6 +92,12 @@ static PyObject *host_module_create_execution(PyObject *self, PyObject *plan) {
     return exchange_list(host_create_execution, plan, "create_execution");
 }
 
+/* Everything else the host offers a running callback ([op, fields...]: the command being
+ * hooked, override_reply, call_next, time events); error replies raise gears.error. */
+static PyObject *host_module_request(PyObject *self, PyObject *fields) {
+    return exchange_list(host_request, fields, "request");
+}
+
 static PyObject *host_module_log(PyObject *self, PyObject *args) {
     int level;
     const char *msg;
@@ -124,6 +132,7 @@ static PyMethodDef host_methods[] = {
     {"atomic", host_module_atomic, METH_O, "Hold (True) or release (False) the Redis lock."},
     {"create_registration", host_module_create_registration, METH_O, "Stage a registration; its id."},
     {"create_execution", host_module_create_execution, METH_O, "Register an execution; its id."},
+    {"request", host_module_request, METH_O, "Ask the host for [op, fields...]; its reply."},
     {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
     {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},
     {NULL, NULL, 0, NULL},
@@ -171,7 +180,9 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
     runtime_run = PyObject_GetAttrString(runtime, "_run_execution");
     runtime_trigger = PyObject_GetAttrString(runtime, "_run_trigger");
     runtime_key_event = PyObject_GetAttrString(runtime, "_run_key_event");
-    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger || !runtime_key_event)
+    runtime_dispatch = PyObject_GetAttrString(runtime, "_dispatch");
+    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger || !runtime_key_event ||
+        !runtime_dispatch)
         fail("gears_runtime is incomplete");
     /* Pre-import what scripts commonly use, so sessions start with it in the image. */
     /* gc.freeze(): the objects of the image move to the permanent generation. Otherwise a
@@ -253,4 +264,10 @@ EXPORT("gears_run_trigger") int32_t gears_run_trigger(const char *payload, uint3
 /* Runs a KeysReader registration's flow for one event (payload: encoded [id, key, event]). */
 EXPORT("gears_run_key_event") int32_t gears_run_key_event(const char *payload, uint32_t len) {
     return call_runtime(runtime_key_event, PyBytes_FromStringAndSize(payload, len));
+}
+
+/* Runs any other callback the host schedules (payload: encoded [kind, fields...]: a stream
+ * batch, a time event). Output as for the others. */
+EXPORT("gears_dispatch") int32_t gears_dispatch(const char *payload, uint32_t len) {
+    return call_runtime(runtime_dispatch, PyBytes_FromStringAndSize(payload, len));
 }

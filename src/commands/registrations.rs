@@ -5,6 +5,8 @@ use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations;
 use crate::reply::send;
+use crate::sandbox::EntrySetup;
+use crate::session::Callback;
 use crate::worker_context::WorkerContext;
 use crate::{redis_call, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
@@ -31,9 +33,10 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
         let started = Instant::now();
-        let reply = match session.run_trigger(&payload, redis_call::for_client(&client)) {
-            Ok(reply) => {
-                let outcome = split_results(reply);
+        let setup = EntrySetup::new(redis_call::for_client(&client));
+        let reply = match session.callback(Callback::Trigger, &payload, setup) {
+            Ok(out) => {
+                let outcome = split_results(out.reply);
                 let first_error = outcome.errors.first().cloned();
                 registrations::record_run(&id, started.elapsed().as_millis() as u64, first_error.as_deref());
                 match first_error {
@@ -85,5 +88,30 @@ pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> Redi
         return Err(RedisError::WrongArity);
     }
     registrations::clear_stats();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>: a StreamReader registration stops taking
+/// batches (entries keep arriving and wait).
+pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let id = match args.as_slice() {
+        [_, id] => id.to_string_lossy(),
+        [_, flag, id] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
+        _ => return Err(RedisError::WrongArity),
+    };
+    if !registrations::set_paused(&id, true) {
+        return Err(RedisError::Str("ERR no registration to pause"));
+    }
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// RG.UNPAUSEREGISTRATIONS <id>: resumes it; what waited is processed.
+pub fn unpause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, id] = args.as_slice() else {
+        return Err(RedisError::WrongArity);
+    };
+    if !registrations::set_paused(&id.to_string_lossy(), false) {
+        return Err(RedisError::Str("ERR no registration to unpause"));
+    }
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -1,6 +1,6 @@
 //! One session's instance of the guest: its own store, linear memory and WASI fd table.
 
-use super::host_calls::{CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller};
+use super::host_calls::{CommandCtx, CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller};
 use super::limits::{self, MemoryLimiter};
 use super::log_stream::LogStream;
 use super::{Runtime, SandboxError};
@@ -19,6 +19,7 @@ struct Exports {
     run_execution: TypedFunc<(u32, u32), i32>,
     run_trigger: TypedFunc<(u32, u32), i32>,
     run_key_event: TypedFunc<(u32, u32), i32>,
+    dispatch: TypedFunc<(u32, u32), i32>,
     out_ptr: TypedFunc<(), u32>,
     out_len: TypedFunc<(), u32>,
     reseed: TypedFunc<(), i32>,
@@ -36,6 +37,7 @@ impl Exports {
             run_execution: instance.get_typed_func(&mut *store, "gears_run_execution")?,
             run_trigger: instance.get_typed_func(&mut *store, "gears_run_trigger")?,
             run_key_event: instance.get_typed_func(&mut *store, "gears_run_key_event")?,
+            dispatch: instance.get_typed_func(&mut *store, "gears_dispatch")?,
             out_ptr: instance.get_typed_func(&mut *store, "gears_out_ptr")?,
             out_len: instance.get_typed_func(&mut *store, "gears_out_len")?,
             reseed: instance.get_typed_func(&mut *store, "gears_reseed")?,
@@ -55,6 +57,21 @@ pub struct Guest {
     store: Store<HostState>,
     exports: Exports,
     poisoned: Option<SandboxError>,
+}
+
+/// How an entry into the guest is made: who answers its `execute()`, what can abort it,
+/// the command it runs within, and whether it runs on Redis's main thread (shorter limit).
+pub struct EntrySetup {
+    pub redis: Box<dyn RedisCaller>,
+    pub abort: Option<Arc<AtomicBool>>,
+    pub command: Option<CommandCtx>,
+    pub main_thread: bool,
+}
+
+impl EntrySetup {
+    pub fn new(redis: Box<dyn RedisCaller>) -> EntrySetup {
+        EntrySetup { redis, abort: None, command: None, main_thread: false }
+    }
 }
 
 impl Guest {
@@ -77,32 +94,51 @@ impl Guest {
         let exports = Exports::get(&mut store, &instance).map_err(create)?;
         let mut guest = Guest { store, exports, poisoned: None };
         let reseed = guest.exports.reseed.clone();
-        guest.enter(None, None, |store| reseed.call(store, ()))?;
+        guest.enter(None, |store| reseed.call(store, ()))?;
         Ok(guest)
     }
 
-    /// Runs `f` inside the guest under the current time limit, with `redis` answering its
-    /// `execute()` calls and `abort` able to stop it. A failure poisons the guest.
+    /// Runs `f` inside the guest under the current time limit, with `setup.redis` answering
+    /// its `execute()` calls and `setup.abort` able to stop it. A failure poisons the guest.
     fn enter<R>(
         &mut self,
-        redis: Option<Box<dyn RedisCaller>>,
-        abort: Option<Arc<AtomicBool>>,
+        setup: Option<EntrySetup>,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, SandboxError> {
         if let Some(err) = &self.poisoned {
             return Err(SandboxError::Poisoned(err.to_string()));
         }
-        let deadline = Instant::now() + Duration::from_millis(limits::time_limit_ms());
-        self.store.data_mut().entry = Entry { redis, abort, deadline, ..Entry::idle() };
+        let (redis, abort, command, main_thread) = match setup {
+            Some(s) => (Some(s.redis), s.abort, s.command, s.main_thread),
+            None => (None, None, None, false),
+        };
+        let limit = if main_thread {
+            (limits::main_thread_time_limit_ms(), crate::config::MAIN_THREAD_TIME_LIMIT_MS)
+        } else {
+            (limits::time_limit_ms(), crate::config::SANDBOX_TIME_LIMIT_MS)
+        };
+        let deadline = Instant::now() + Duration::from_millis(limit.0);
+        let time_events = std::mem::take(&mut self.store.data_mut().entry.time_events);
+        self.store.data_mut().entry = Entry { redis, abort, deadline, command, time_events, ..Entry::idle() };
         // Every tick runs `check_entry`, which stops the call once aborted or past its deadline.
         self.store.set_epoch_deadline(1);
         let result = f(&mut self.store);
         self.store.data_mut().entry.redis = None;
         result.map_err(|e| {
-            let err = classify(e);
+            let err = classify(e, limit);
             self.poisoned = Some(err.clone());
             err
         })
+    }
+
+    /// The time events the last entries reserved (to be started by the session).
+    pub fn take_time_events(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.store.data_mut().entry.time_events)
+    }
+
+    /// The command context the last entry ran with (its `override_reply`, if any).
+    pub fn take_command(&mut self) -> Option<CommandCtx> {
+        self.store.data_mut().entry.command.take()
     }
 
     /// Copies `bytes` into a fresh guest allocation (freed by the caller).
@@ -139,7 +175,7 @@ impl Guest {
         redis: Box<dyn RedisCaller>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let (fns, exec) = (self.fns(), self.exports.exec_script.clone());
-        let outcome = self.enter(Some(redis), None, |store| {
+        let outcome = self.enter(Some(EntrySetup::new(redis)), |store| {
             let Some((ptr, len)) = Self::write_input(store, &fns, script)? else {
                 return Ok(ScriptOutcome::PythonError("MemoryError: the script does not fit in the sandbox".into()));
             };
@@ -167,30 +203,35 @@ impl Guest {
         abort: Arc<AtomicBool>,
     ) -> Result<Reply, SandboxError> {
         let run = self.exports.run_execution.clone();
-        self.run_flow(run, id.as_bytes(), redis, Some(abort))
+        self.run_flow(run, id.as_bytes(), EntrySetup { abort: Some(abort), ..EntrySetup::new(redis) })
     }
 
     /// Runs a registration's flow for one trigger (`payload`: encoded [id, trigger, args...]).
-    pub fn run_trigger(&mut self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+    pub fn run_trigger(&mut self, payload: &[u8], setup: EntrySetup) -> Result<Reply, SandboxError> {
         let run = self.exports.run_trigger.clone();
-        self.run_flow(run, payload, redis, None)
+        self.run_flow(run, payload, setup)
     }
 
     /// Runs a KeysReader registration's flow for one event (`payload`: encoded [id, key, event]).
-    pub fn run_key_event(&mut self, payload: &[u8], redis: Box<dyn RedisCaller>) -> Result<Reply, SandboxError> {
+    pub fn run_key_event(&mut self, payload: &[u8], setup: EntrySetup) -> Result<Reply, SandboxError> {
         let run = self.exports.run_key_event.clone();
-        self.run_flow(run, payload, redis, None)
+        self.run_flow(run, payload, setup)
+    }
+
+    /// Any other callback (`payload`: encoded [kind, fields...]: a stream batch, a time event).
+    pub fn dispatch(&mut self, payload: &[u8], setup: EntrySetup) -> Result<Reply, SandboxError> {
+        let run = self.exports.dispatch.clone();
+        self.run_flow(run, payload, setup)
     }
 
     fn run_flow(
         &mut self,
         export: TypedFunc<(u32, u32), i32>,
         input: &[u8],
-        redis: Box<dyn RedisCaller>,
-        abort: Option<Arc<AtomicBool>>,
+        setup: EntrySetup,
     ) -> Result<Reply, SandboxError> {
         let fns = self.fns();
-        let encoded = self.enter(Some(redis), abort, |store| {
+        let encoded = self.enter(Some(setup), |store| {
             let Some((ptr, len)) = Self::write_input(store, &fns, input)? else {
                 wasmtime::bail!("the sandbox is out of memory");
             };
@@ -241,14 +282,14 @@ fn check_entry(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Res
     Ok(UpdateDeadline::Continue(1))
 }
 
-fn classify(e: wasmtime::Error) -> SandboxError {
+fn classify(e: wasmtime::Error, (limit_ms, key): (u64, &'static str)) -> SandboxError {
     match e.downcast_ref::<Stopped>() {
         Some(Stopped::Aborted) => return SandboxError::Aborted,
-        Some(Stopped::Deadline) => return SandboxError::TimeLimit(limits::time_limit_ms()),
+        Some(Stopped::Deadline) => return SandboxError::TimeLimit(limit_ms, key),
         None => {}
     }
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => SandboxError::TimeLimit(limits::time_limit_ms()),
+        Some(Trap::Interrupt) => SandboxError::TimeLimit(limit_ms, key),
         Some(trap) => SandboxError::Trap(trap.to_string()),
         None => SandboxError::Host(format!("{e:#}")),
     }

@@ -21,6 +21,19 @@ pub trait RedisCaller: Send {
 
     /// Enters (`true`) or leaves an `atomic()` block: the Redis GIL is held in between.
     fn atomic(&mut self, enter: bool);
+
+    /// Runs `f` with a context on which the Redis GIL is held (to open keys directly).
+    fn with_context(&mut self, f: &mut dyn FnMut(&redis_module::Context));
+}
+
+/// The command a hook (`hook=`) or a `commands=` registration runs within: what
+/// `get_command()`, `call_next()` and `override_reply()` act on.
+#[derive(Clone)]
+pub struct CommandCtx {
+    pub args: Vec<Vec<u8>>,
+    /// A hook may `call_next`; a `commands=` registration may `override_reply`.
+    pub hook: bool,
+    pub override_reply: Option<Reply>,
 }
 
 /// An execution a script created with `run()`: its id and plan (see executions.rs).
@@ -43,11 +56,22 @@ pub(super) struct Entry {
     pub registrations: Vec<CreatedRegistration>,
     pub abort: Option<Arc<AtomicBool>>,
     pub deadline: Instant,
+    pub command: Option<CommandCtx>,
+    /// Time events `registerTE` reserved; the session starts them after the entry.
+    pub time_events: Vec<u64>,
 }
 
 impl Entry {
     pub fn idle() -> Entry {
-        Entry { redis: None, created: Vec::new(), registrations: Vec::new(), abort: None, deadline: Instant::now() }
+        Entry {
+            redis: None,
+            created: Vec::new(),
+            registrations: Vec::new(),
+            abort: None,
+            deadline: Instant::now(),
+            command: None,
+            time_events: Vec::new(),
+        }
     }
 }
 
@@ -193,6 +217,76 @@ fn create_registration(
     })
 }
 
+fn error(msg: &str) -> Reply {
+    Reply::Error(msg.as_bytes().to_vec())
+}
+
+/// `registerTE(seconds, callback, keyName)`: reserves the event (and its key); an id, or 0
+/// when the key already exists.
+fn time_event(entry: &mut Entry, fields: &[&[u8]]) -> Reply {
+    let text = |i: usize| fields.get(i).map(|f| String::from_utf8_lossy(f).into_owned()).unwrap_or_default();
+    let Ok(seconds) = text(0).parse::<u64>() else {
+        return error("time argument must be a positive long");
+    };
+    if seconds == 0 {
+        return error("time argument must be a positive long");
+    }
+    let key = (text(2) == "1").then(|| fields.get(1).map(|k| k.to_vec()).unwrap_or_default());
+    let Some(redis) = entry.redis.as_mut() else {
+        return error("can not create time event here");
+    };
+    match crate::time_events::reserve(seconds, key, redis.as_mut()) {
+        Some(id) => {
+            entry.time_events.push(id);
+            Reply::Int(id as i64)
+        }
+        None => Reply::Int(0),
+    }
+}
+
+/// What `_gears_host.request([op, ...])` asks for.
+fn answer_request(entry: &mut Entry, op: &[u8], fields: &[&[u8]]) -> Reply {
+    match op {
+        b"get_command" => match &entry.command {
+            Some(cmd) => Reply::Array(cmd.args.iter().map(|a| Reply::Bulk(a.clone())).collect()),
+            None => error("Can not get command ctx"),
+        },
+        b"override_reply" => match (&mut entry.command, fields) {
+            (Some(cmd), [encoded]) if !cmd.hook => {
+                if cmd.override_reply.is_some() {
+                    return error("Can not override reply twice");
+                }
+                match Reply::decode(encoded) {
+                    Ok(reply) => {
+                        cmd.override_reply = Some(reply);
+                        Reply::Status(b"OK".to_vec())
+                    }
+                    Err(e) => malformed(e),
+                }
+            }
+            _ => error("Can not get command ctx"),
+        },
+        b"call_next" => match (&entry.command, entry.redis.as_mut()) {
+            (Some(cmd), Some(redis)) if cmd.hook && !cmd.args.is_empty() => {
+                let mut args: Vec<&[u8]> = vec![cmd.args[0].as_slice()];
+                args.extend_from_slice(fields);
+                redis.call(&args)
+            }
+            _ => error("Can not get CommandHook ctx"),
+        },
+        b"time_event" => time_event(entry, fields),
+        _ => error("unknown request"),
+    }
+}
+
+fn request(mut caller: GuestCaller<'_>, ptr: u32, len: u32, reply_ptr: u32, reply_len: u32) -> wasmtime::Result<i32> {
+    serve(&mut caller, (ptr, len, reply_ptr, reply_len), |state, request| match decode_args(request) {
+        Ok(fields) if !fields.is_empty() => answer_request(&mut state.entry, fields[0], &fields[1..]),
+        Ok(_) => error("empty request"),
+        Err(e) => malformed(e),
+    })
+}
+
 fn log(mut caller: GuestCaller<'_>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
     let msg = read_bytes(&mut caller, ptr, len)?;
     let line = format!("GEARS: {}", String::from_utf8_lossy(&msg));
@@ -229,5 +323,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap("gears", "create_execution", create_execution)?;
     linker.func_wrap("gears", "atomic", atomic)?;
     linker.func_wrap("gears", "create_registration", create_registration)?;
+    linker.func_wrap("gears", "request", request)?;
     Ok(())
 }

@@ -5,6 +5,8 @@ use wasmtime::ResourceLimiter;
 
 static MEMORY_CAP_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
 static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(5000);
+/// Work inline on Redis's main thread (sync registrations, hooks) blocks every client.
+static MAIN_THREAD_TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(500);
 /// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).
 static GUEST_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(0);
 
@@ -19,6 +21,15 @@ pub fn set_memory_cap_mb(mb: i64) {
 
 pub fn set_time_limit_ms(ms: i64) {
     TIME_LIMIT_MS.store(ms.max(1) as u64, Ordering::Relaxed);
+}
+
+pub fn set_main_thread_time_limit_ms(ms: i64) {
+    MAIN_THREAD_TIME_LIMIT_MS.store(ms.max(1) as u64, Ordering::Relaxed);
+}
+
+/// The main thread's limit, never longer than the general one.
+pub fn main_thread_time_limit_ms() -> u64 {
+    MAIN_THREAD_TIME_LIMIT_MS.load(Ordering::Relaxed).min(time_limit_ms())
 }
 
 pub fn time_limit_ms() -> u64 {

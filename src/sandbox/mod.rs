@@ -13,15 +13,15 @@ use std::time::Duration;
 use thiserror::Error;
 use wasmtime::{Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
-pub use guest::{Created, Guest, ScriptOutcome};
-pub use host_calls::{CreatedRegistration, HostState, RedisCaller};
+pub use guest::{Created, EntrySetup, Guest, ScriptOutcome};
+pub use host_calls::{CommandCtx, CreatedRegistration, HostState, RedisCaller};
 
 /// Why an entry into the guest did not complete. After any of these the guest is poisoned:
 /// its Python state was cut off mid-flight and cannot be trusted again.
 #[derive(Debug, Error, Clone)]
 pub enum SandboxError {
-    #[error("Execution was stopped: time limit of {0} ms exceeded (SandboxTimeLimitMS)")]
-    TimeLimit(u64),
+    #[error("Execution was stopped: time limit of {0} ms exceeded ({1})")]
+    TimeLimit(u64, &'static str),
     #[error("Execution was stopped: the sandbox trapped ({0})")]
     Trap(String),
     #[error("Execution was aborted (forced stop)")]

@@ -193,18 +193,23 @@ class GearsBuilder:
         if on_registered is not None and not isinstance(on_registered, types.FunctionType):
             raise error("onRegistered argument must be a function")
         if self.reader == "KeysReader":
-            fields = _keys_registration(prefix, mode, kwargs)
+            specific = _keys_registration(prefix, mode, kwargs)
+            flow_kwargs, arg = {"readValue": specific[3] == "1"}, specific[0]
         elif self.reader == "CommandReader":
-            fields = _command_registration(mode, kwargs)
+            specific = _command_registration(mode, kwargs)
+            flow_kwargs, arg = {"hook": bool(specific[2])}, specific[0] or specific[2]
+        elif self.reader == "StreamReader":
+            specific = _stream_registration(prefix, mode, kwargs)
+            flow_kwargs, arg = {}, specific[0]
         else:
-            raise error("register() on %s is not yet supported by this build of wasmgears" % self.reader)
+            raise error("Given reader do not support register or not exists")
         steps = list(self.steps)
         if convertToStr:
             steps.append(("map", str))
         if collect:
             steps.append(("collect",))
-        flow = Flow(self.reader, fields[2], {"readValue": fields[5] == "1"} if self.reader == "KeysReader" else {}, steps)
-        fields += [self.desc or "", "0" if self.desc is None else "1"]
+        flow = Flow(self.reader, arg, flow_kwargs, steps)
+        fields = [self.reader, mode, self.desc or "", "0" if self.desc is None else "1"] + specific
         return gears_runtime._register(flow, fields, on_registered)
 
 
@@ -222,15 +227,37 @@ def _names(value, what):
     return ",".join(names) if names else ","
 
 
+# Commands a hook or commands= may not wrap: transactions, scripts, connection state, ours.
+_UNHOOKABLE = {"multi", "exec", "discard", "watch", "unwatch", "eval", "evalsha", "eval_ro", "evalsha_ro",
+               "fcall", "fcall_ro", "script", "function", "subscribe", "psubscribe", "ssubscribe",
+               "unsubscribe", "punsubscribe", "sunsubscribe", "monitor", "auth", "hello", "quit", "reset",
+               "client", "shutdown", "sync", "psync", "replconf", "debug", "module", "blpop", "brpop",
+               "blmove", "brpoplpush", "bzpopmin", "bzpopmax", "blmpop", "bzmpop", "xread", "xreadgroup",
+               "wait", "waitaof"}
+
+
+def _check_hookable(command, what):
+    """A command name that exists and that RedisGears would let a hook or commands= wrap."""
+    if not isinstance(command, str):
+        raise error("%s must be a string" % what)
+    name = command.lower()
+    if name.startswith("rg.") or name in _UNHOOKABLE:
+        raise error("Can not hook command %s: it is not allowed" % command)
+    if not _gears_host.call(["COMMAND", "INFO", name])[0]:
+        raise error("Can not hook command %s: no such command" % command)
+    return name
+
+
 def _keys_registration(prefix, mode, kwargs):
-    """[reader, mode, prefix, eventTypes, keyTypes, readValue] for a KeysReader registration."""
+    """[prefix, eventTypes, keyTypes, readValue, commands] for a KeysReader registration."""
     prefix = kwargs.pop("regex", prefix)
     if not isinstance(prefix, str):
         raise error("regex argument must be a string")
-    if mode == "sync":
-        raise error("sync KeysReader registrations are not yet supported by this build of wasmgears")
-    if kwargs.pop("commands", None) is not None:
-        raise error("commands= registrations are not yet supported by this build of wasmgears")
+    commands = kwargs.pop("commands", None)
+    if commands is not None:
+        if isinstance(commands, str) or not hasattr(commands, "__iter__"):
+            raise error("commands argument must be a list of strings")
+        commands = ",".join(_check_hookable(c, "commands argument") for c in commands) or ","
     event_types = _names(kwargs.pop("eventTypes", None), "eventTypes").lower()
     key_types = _names(kwargs.pop("keyTypes", None), "keyTypes").lower()
     if any(t not in _KEY_TYPES for t in key_types.split(",") if t):
@@ -238,24 +265,52 @@ def _keys_registration(prefix, mode, kwargs):
     read_value = kwargs.pop("readValue", True)
     if not isinstance(read_value, bool):
         raise error("readValue argument must be a boolean")
-    return ["KeysReader", mode, prefix, event_types, key_types, "1" if read_value else "0"]
+    return [prefix, event_types, key_types, "1" if read_value else "0", commands or ""]
 
 
 def _command_registration(mode, kwargs):
-    """[reader, mode, trigger, inorder] for a CommandReader registration."""
+    """[trigger, inorder, hook, keyprefix] for a CommandReader registration."""
     trigger, hook = kwargs.pop("trigger", None), kwargs.pop("hook", None)
     keyprefix, inorder = kwargs.pop("keyprefix", None), kwargs.pop("inorder", False)
     if trigger is None and hook is None:
         raise error("no trigger or hook argument was given")
     if trigger is not None and (hook is not None or keyprefix is not None):
         raise error("trigger argument can not be given with keyprefix or hook")
-    if hook is not None:
-        raise error("hook= registrations are not yet supported by this build of wasmgears")
-    if not isinstance(trigger, str):
-        raise error("trigger argument is not string")
     if not isinstance(inorder, bool):
         raise error("inorder argument must be a boolean")
-    return ["CommandReader", mode, trigger, "1" if inorder else "0"]
+    if hook is not None:
+        if keyprefix is not None and not isinstance(keyprefix, str):
+            raise error("keyprefix argument is not string")
+        return ["", "1" if inorder else "0", _check_hookable(hook, "hook argument"), keyprefix or ""]
+    if not isinstance(trigger, str):
+        raise error("trigger argument is not string")
+    return [trigger, "1" if inorder else "0", "", ""]
+
+
+_POLICIES = ("continue", "abort", "retry")
+
+
+def _stream_registration(prefix, mode, kwargs):
+    """[prefix, batch, duration, trimStream, onFailedPolicy, retryInterval] for a StreamReader."""
+    prefix = kwargs.pop("regex", prefix)
+    if not isinstance(prefix, str):
+        raise error("prefix argument must be a string")
+    batch, duration = kwargs.pop("batch", 1), kwargs.pop("duration", 0)
+    trim, policy = kwargs.pop("trimStream", True), kwargs.pop("onFailedPolicy", "continue")
+    retry = kwargs.pop("onFailedRetryInterval", 1)
+    for name, value in (("batch", batch), ("duration", duration), ("onFailedRetryInterval", retry)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise error("%s argument must be a non-negative integer" % name)
+    if batch < 1:
+        raise error("batch argument must be a positive integer")
+    if not isinstance(trim, bool):
+        raise error("trimStream argument must be a boolean")
+    if not isinstance(policy, str) or policy.lower() not in _POLICIES:
+        raise error("onFailedPolicy must be one of: continue, abort, retry")
+    policy = policy.lower()
+    if mode == "sync" and policy != "continue":
+        raise error("onFailedPolicy must be continue on sync registrations")
+    return [prefix, str(batch), str(duration), "1" if trim else "0", policy, str(retry)]
 
 
 class Flow:

@@ -83,6 +83,42 @@ def flatError(msg):
     return flat_error(msg)
 
 
+def registerTE(seconds, callback, keyName=None):
+    """A time event: `callback()` every `seconds`, in this session, until it raises. With
+    `keyName` it lives in that key (deleting the key stops it): False if the key exists."""
+    if not isinstance(callback, types.FunctionType):
+        raise error("callback must be a function")
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise error("time argument must be a long")
+    if keyName is not None and not isinstance(keyName, str):
+        raise error("keyName argument must be a string")
+    event_id = _gears_host.request(["time_event", str(seconds), keyName or "", "0" if keyName is None else "1"])
+    if event_id == 0:
+        return False
+    _time_events[event_id] = callback
+    return True
+
+
+def get_command():
+    """The arguments of the command being hooked (hook=) or run (commands=)."""
+    return _gears_host.request(["get_command"])
+
+
+def call_next(*args):
+    """Inside a hook=: runs the hooked command itself with `args` (the name is added)."""
+    parts = ["call_next"]
+    for arg in args:
+        parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
+    return _gears_host.request(parts)
+
+
+def override_reply(reply):
+    """With commands=: the reply the client gets instead of the command's own (once)."""
+    encoded = []
+    gears_encode.encode_record(reply, encoded)
+    return _gears_host.request(["override_reply", b"".join(encoded)])
+
+
 def _not_yet(name):
     def unsupported(*args, **kwargs):
         raise error("%s is not yet supported by this build of wasmgears" % name)
@@ -108,7 +144,7 @@ def _make_redisgears_module():
     mod.flatError = flatError
     mod.atomicCtx = atomic
     mod.getMyHashTag = hashtag
-    mod.registerTimeEvent = _not_yet("registerTimeEvent")
+    mod.registerTimeEvent = registerTE
     mod.GearsError = error
     mod.GearsForceStopped = forcestopped
     mod.GearsFlatError = flat_error
@@ -132,14 +168,17 @@ def _base_globals():
         "flat_error": flatError,
         "atomic": atomic,
         "hashtag": hashtag,
+        "registerTE": registerTE,
+        "get_command": get_command,
+        "call_next": call_next,
+        "override_reply": override_reply,
         "redisgears": redisgears,
         "rg": redisgears,
         "Log": _deprecated("Log", log),
         "ConfigGet": _deprecated("ConfigGet", configGet),
         "GearsConfigGet": _deprecated("GearsConfigGet", gearsConfigGet),
     }
-    for name in ("registerTE", "gearsFuture", "isAsyncAllow", "call_next",
-                 "get_command", "override_reply", "createFuture", "setFutureResults",
+    for name in ("gearsFuture", "isAsyncAllow", "createFuture", "setFutureResults",
                  "setFutureException", "runCoroutine"):
         g[name] = _not_yet(name)
     return g
@@ -181,6 +220,7 @@ def format_error(exc, tb):
         return "Error type: %s" % type(exc).__name__
 
 
+_time_events = {}  # time event id (from the host) -> callback
 _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
 _registrations = {}  # registration id -> Flow
@@ -221,9 +261,10 @@ def _create_execution(flow):
 
 def _register(flow, fields, on_registered):
     """register(): staged with the host, which applies it once the script has succeeded.
-    `fields`: [reader, mode, reader args..., desc, has desc]."""
-    if flow.reader == "CommandReader" and any(f.reader == "CommandReader" and f.arg == flow.arg
-                                              for f in _registrations.values()):
+    `fields`: [reader, mode, desc, has desc, reader args...]."""
+    def is_trigger(f):
+        return f.reader == "CommandReader" and not f.kwargs.get("hook")
+    if is_trigger(flow) and any(is_trigger(f) and f.arg == flow.arg for f in _registrations.values()):
         raise error("trigger already registered in this session")
     registration_id = _gears_host.create_registration(fields)
     _registrations[registration_id] = flow
@@ -252,6 +293,50 @@ def _run_key_event(payload):
     errors = []
     results = list(flow.records(errors, format_error, source=iter([record])))
     return gears_encode.encode_results(results, errors)
+
+
+def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
+    """Up to `count` entries of stream `key` after `after_id` through the registration's flow.
+    Results: [last id read, number read]; processed entries are deleted when `trim` is set
+    and the batch succeeded (or failures are to be skipped: policy 'continue')."""
+    flow = _registrations.get(registration_id)
+    if flow is None:
+        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+    entries = _gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
+    records = []
+    for entry_id, fields in entries:
+        value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
+        records.append({"key": key, "id": entry_id, "value": value})
+    errors = []
+    for _ in flow.records(errors, format_error, source=iter(records)):
+        pass
+    if records and trim == "1" and (not errors or policy == "continue"):
+        _gears_host.call(["XDEL", key] + [r["id"] for r in records])
+    last = records[-1]["id"] if records else after_id
+    return gears_encode.encode_results([last, len(records)], errors)
+
+
+def _run_time_event(event_id):
+    """One tick of a time event: encoded [[], [errors]]; an error stops it."""
+    callback = _time_events.get(event_id)
+    if callback is None:
+        return gears_encode.encode_results([], ["time event %d is not in this session" % event_id])
+    try:
+        callback()
+        return gears_encode.encode_results([], [])
+    except Exception as exc:
+        _time_events.pop(event_id, None)
+        return gears_encode.encode_results([], [format_error(exc, exc.__traceback__)])
+
+
+def _dispatch(payload):
+    """The host's other entries: encoded [kind, fields...]."""
+    kind, *fields = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    if kind == "stream":
+        return _run_stream_batch(*fields)
+    if kind == "timer":
+        return _run_time_event(int(fields[0]))
+    return gears_encode.encode_results([], ["unknown entry %r" % kind])
 
 
 def _run_execution(execution_id):
