@@ -6,8 +6,12 @@
 2. A flow over 100k keys: GB().map(...).count().run() vs the same work in a Lua EVAL script
    and in native CPython 3.13 with redis-py pipelines.
 3. Two sessions' CPU-bound executions in parallel vs one after the other.
+4. Reacting to writes (redis-benchmark, 50 clients): SET with a `sync` KeysReader
+   registration doing one execute() vs the same work as a Lua FCALL vs plain SET; RG.TRIGGER
+   of a trivial flow (async and sync) vs FCALL of a trivial function.
 """
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -132,6 +136,47 @@ def parallel_bench(port):
           f"   speed-up {sequential / parallel:.2f}x (2 cores)")
 
 
+LIBRARY = """#!lua name=benchlib
+redis.register_function('setinc', function(keys, args)
+  redis.call('set', keys[1], args[1])
+  return redis.call('incr', 'lua_counter')
+end)
+redis.register_function('noop', function(keys, args) return 1 end)
+"""
+REACTIVE = """
+GB().foreach(lambda r: execute('incr', 'gears_counter')).register(prefix='g:*', eventTypes=['set'], mode='sync')
+GB('CommandReader').register(trigger='noop')
+GB('CommandReader').register(trigger='noop_sync', mode='sync')
+"""
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100000"))
+
+
+def requests_per_second(port, *command):
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-n", str(REQUESTS), "-c", "50", "-r", "100000",
+                          "-q", *command], check=True, capture_output=True, text=True).stdout
+    # "<name>: 123456.79 requests per second, p50=0.199 msec"
+    return float(re.findall(r"([0-9.]+) requests per second", out)[-1])
+
+
+def reactive_bench(r, port):
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
+    r.execute_command("RG.PYEXECUTE", REACTIVE)
+    plain = requests_per_second(port, "SET", "p:__rand_int__", "v")
+    gears = requests_per_second(port, "SET", "g:__rand_int__", "v")
+    lua = requests_per_second(port, "FCALL", "setinc", "1", "l:__rand_int__", "v")
+    assert int(r.get("gears_counter")) == REQUESTS, "every SET must have run the sync registration once"
+    trig = requests_per_second(port, "RG.TRIGGER", "noop")
+    trig_sync = requests_per_second(port, "RG.TRIGGER", "noop_sync")
+    noop = requests_per_second(port, "FCALL", "noop", "0")
+    print(f"\nreacting to writes (redis-benchmark -n {REQUESTS} -c 50), requests per second:")
+    print(f"  plain SET:                                      {plain:10.0f}")
+    print(f"  SET + sync KeysReader registration (1 execute): {gears:10.0f}   "
+          f"vs FCALL (SET + INCR in Lua) {lua:10.0f}   gears/Lua = {gears / lua:.2f}x   gears/plain = {gears / plain:.2f}x")
+    print(f"  RG.TRIGGER trivial flow (async, worker):        {trig:10.0f}   "
+          f"vs FCALL trivial {noop:10.0f}   gears/Lua = {trig / noop:.2f}x")
+    print(f"  RG.TRIGGER trivial flow (sync, main thread):    {trig_sync:10.0f}   gears/Lua = {trig_sync / noop:.2f}x")
+
+
 def main():
     module = os.environ["WASMGEARS_MODULE"]
     native_python = os.environ["WASMGEARS_NATIVE_PYTHON"]
@@ -155,6 +200,7 @@ def main():
             lua = timed(lambda: r.execute_command("EVAL", "local x = 1", 0), ITERATIONS)
             flow_bench(r, port, native_python)
             parallel_bench(port)
+            reactive_bench(r, port)
         finally:
             server.terminate()
             server.wait()

@@ -150,7 +150,7 @@ fn hook_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sandbox
         }
         Err(e) => (Reply::Error(e.to_string().into_bytes()), Some(e.to_string())),
     };
-    registrations::record_run(id, started.elapsed().as_millis() as u64, error.as_deref());
+    registrations::record_unlisted_run(id, started.elapsed().as_millis() as u64, error.as_deref());
     reply
 }
 

@@ -48,7 +48,7 @@ const fn str_key(name: &'static str, default: fn() -> Value, settable: Settable)
 /// case-insensitively by CONFIGSET and module arguments, as RedisGears does.
 const KEYS: &[Key] = &[
     int_key(MAX_EXECUTIONS, || Value::Int(1000), Settable::Runtime, 1),
-    int_key("MaxExecutionsPerRegistration", || Value::Int(100), Settable::Runtime, 0),
+    int_key(MAX_EXECUTIONS_PER_REGISTRATION, || Value::Int(100), Settable::Runtime, 0),
     int_key("ProfileExecutions", || Value::Int(0), Settable::Runtime, 0),
     int_key("PythonAttemptTraceback", || Value::Int(1), Settable::Runtime, 0),
     int_key("ExecutionThreads", || Value::Int(3), Settable::LoadOnly, 1),
@@ -73,6 +73,7 @@ const KEYS: &[Key] = &[
 
 pub const MAX_EXECUTIONS: &str = "MaxExecutions";
 pub const MAX_PENDING_EVENTS: &str = "MaxPendingEvents";
+pub const MAX_EXECUTIONS_PER_REGISTRATION: &str = "MaxExecutionsPerRegistration";
 pub const SANDBOX_TIME_LIMIT_MS: &str = "SandboxTimeLimitMS";
 pub const SANDBOX_MEMORY_MB: &str = "SandboxMemoryMB";
 pub const MAIN_THREAD_TIME_LIMIT_MS: &str = "SandboxMainThreadTimeLimitMS";

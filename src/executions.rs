@@ -42,9 +42,12 @@ pub struct Execution {
     pub step_ms: Vec<u64>,
     pub abort: Arc<AtomicBool>,
     pub waiters: Vec<WorkerContext>,
-    /// Held, never read: the session lives as long as its executions.
+    /// Created by a registration's event (listed with `registered` 1).
+    pub registered: bool,
+    /// Held, never read: the session lives as long as its executions (not the finished
+    /// records a registration leaves: those must not keep an unregistered session alive).
     #[allow(dead_code)]
-    session: Arc<Session>,
+    session: Option<Arc<Session>>,
 }
 
 impl Finished for Execution {
@@ -84,7 +87,8 @@ pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool
         step_ms: Vec::new(),
         abort: Arc::clone(&abort),
         waiters: Vec::new(),
-        session,
+        registered: false,
+        session: Some(session),
     };
     let evicted = {
         let mut reg = registry();
@@ -93,6 +97,32 @@ pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool
     };
     drop(evicted); // outside the lock: this may free sessions
     abort
+}
+
+/// Lists a finished execution of a registration (its first error, if any) and drops the ones
+/// in `evict` (that registration's oldest, past `MaxExecutionsPerRegistration`).
+pub fn add_registered(id: String, total_ms: u64, first_error: Option<&str>, evict: Vec<String>) {
+    let execution = Execution {
+        status: Status::Done,
+        plan: Vec::new(),
+        results: Vec::new(),
+        errors: first_error.map(|e| vec![e.to_string()]).unwrap_or_default(),
+        total_ms,
+        step_ms: Vec::new(),
+        abort: Arc::new(AtomicBool::new(false)),
+        waiters: Vec::new(),
+        registered: true,
+        session: None,
+    };
+    let evicted = {
+        let mut reg = registry();
+        for old in &evict {
+            reg.remove(old);
+        }
+        reg.insert(id, execution);
+        reg.evict_to(max_executions())
+    };
+    drop(evicted);
 }
 
 fn max_executions() -> usize {

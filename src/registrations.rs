@@ -56,6 +56,8 @@ pub struct Registration {
     pub desc: Option<String>,
     pub stats: Stats,
     pub session: Arc<Session>,
+    /// Ids of its newest executions, listed by RG.DUMPEXECUTIONS.
+    pub executions: std::collections::VecDeque<String>,
 }
 
 impl Registration {
@@ -239,6 +241,7 @@ pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result
             desc: (field(3) == "1").then(|| field(2)),
             stats: Stats::default(),
             session: Arc::clone(session),
+            executions: Default::default(),
         };
         reg.insert(key, (s.id, registration));
     }
@@ -268,8 +271,8 @@ fn parse_source(fields: &[String]) -> Option<Source> {
 }
 
 /// The registration behind `trigger`: its id and session.
-pub fn find_trigger(trigger: &str) -> Option<(String, Arc<Session>)> {
-    registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| (id.clone(), Arc::clone(&r.session)))
+pub fn find_trigger(trigger: &str) -> Option<Target> {
+    registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| Target::of(id, r))
 }
 
 /// A StreamReader batch's lag (age of its newest entry when processed).
@@ -281,10 +284,35 @@ pub fn record_lag(id: &str, lag_ms: u64) {
     }
 }
 
+/// Counts one run of registration `id` and lists it as a registered execution (keeping the
+/// registration's newest `MaxExecutionsPerRegistration`).
 pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
+    let keep = crate::settings::int(crate::config::MAX_EXECUTIONS_PER_REGISTRATION).max(0) as usize;
     let mut reg = registry();
     let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) else { return };
-    let st = &mut r.stats;
+    let mut listed = None;
+    if keep > 0 {
+        let execution_id = crate::executions::next_id();
+        r.executions.push_back(execution_id.clone());
+        let excess = r.executions.len().saturating_sub(keep);
+        listed = Some((execution_id, r.executions.drain(..excess).collect::<Vec<_>>()));
+    }
+    count_run(&mut r.stats, ms, first_error);
+    drop(reg);
+    if let Some((execution_id, evict)) = listed {
+        crate::executions::add_registered(execution_id, ms, first_error, evict);
+    }
+}
+
+/// Counts a run whose execution is dropped once replied (RG.TRIGGER, hooks).
+pub fn record_unlisted_run(id: &str, ms: u64, first_error: Option<&str>) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        count_run(&mut r.stats, ms, first_error);
+    }
+}
+
+fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
     st.triggered += 1;
     st.last_ms = ms;
     st.total_ms += ms;

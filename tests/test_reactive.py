@@ -313,3 +313,102 @@ def test_info_lists_registrations(clean):
     info = raw(r, "INFO", "rg")
     assert "# rg_regisrations" in info
     assert "desc=mine|reader=KeysReader|mode=async" in info
+
+
+# ---- more of the registration surface ------------------------------------------------------
+
+def test_keymiss_events_fire(clean):
+    r = clean
+    script = ("GB().foreach(lambda x: execute('rpush', 'misses', x['key'] + ':' + x['event']))"
+              ".register(prefix='km:*', eventTypes=['keymiss'], readValue=False, mode='sync')")
+    assert pyexec(r, script) == "OK"
+    assert r.get("km:absent") is None
+    assert r.lrange("misses", 0, -1) == ["km:absent:keymiss"]
+
+
+def test_sync_trigger_runs_inline_even_inside_multi(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').map(lambda x: execute('incr', 'st')).register("
+                     "trigger='st', mode='sync', convertToStr=False)") == "OK"
+    pipe = r.pipeline(transaction=True)
+    pipe.execute_command("RG.TRIGGER", "st")
+    pipe.execute_command("RG.TRIGGER", "st")
+    assert pipe.execute() == [[1], [2]]
+
+
+def test_registered_executions_are_listed_and_capped(clean):
+    r = clean
+    for e in r.execute_command("RG.DUMPEXECUTIONS"):  # earlier tests' registrations' runs
+        r.execute_command("RG.DROPEXECUTION", e[1])
+    r.execute_command("RG.CONFIGSET", "MaxExecutionsPerRegistration", "3")
+    try:
+        assert pyexec(r, "GB().foreach(lambda x: 1/0 if x['key'] == 'rx:bad' else None)"
+                         ".register(prefix='rx:*', mode='sync')") == "OK"
+        for i in range(5):
+            r.set("rx:%d" % i, i)
+        r.set("rx:bad", 1)
+        listed = [dict(zip(e[::2], e[1::2])) for e in r.execute_command("RG.DUMPEXECUTIONS")]
+        registered = [e for e in listed if e["registered"] == 1]
+        assert len(registered) == 3 and all(e["status"] == "done" for e in registered)
+        last = registered[-1]["executionId"]
+        results, errors = r.execute_command("RG.GETRESULTS", last)
+        assert "ZeroDivisionError" in errors[0]
+    finally:
+        r.execute_command("RG.CONFIGSET", "MaxExecutionsPerRegistration", "100")
+        for e in r.execute_command("RG.DUMPEXECUTIONS"):
+            r.execute_command("RG.DROPEXECUTION", e[1])
+
+
+def test_dumpregistrations_shape_of_hooks_and_commands(clean):
+    r = clean
+    script = ("GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='incr', keyprefix='n:')\n"
+              "GB(desc='w').foreach(lambda x: None).register(prefix='c:*', commands=['hset', 'HDEL'], mode='sync')")
+    assert pyexec(r, script) == "OK"
+    hook, keys = [as_dict(e) for e in r.execute_command("RG.DUMPREGISTRATIONS")]
+    assert as_dict(hook["RegistrationData"])["args"] == ["hook", "incr", "keyprefix", "n:", "inorder", 0]
+    assert as_dict(as_dict(keys["RegistrationData"])["args"]) == {
+        "regex": "c:*", "eventTypes": None, "keyTypes": None, "hookCommands": ["hset", "hdel"]}
+    assert raw(r, "INCR", "n:1") == "1"  # the flow's default map(str)
+    assert r.get("n:1") == "1"
+    assert "'refCount': 2" in hook["PD"]
+
+
+def test_hook_in_multi_and_lua_runs_inline(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').map(lambda x: 'h:' + str(call_next(*x[1:])))"
+                     ".register(hook='append')") == "OK"
+    pipe = r.pipeline(transaction=True)
+    pipe.append("ap", "x")
+    pipe.append("ap", "y")
+    assert pipe.execute() == ["h:1", "h:2"]
+    assert r.eval("return redis.call('append', 'ap', 'z')", 0) == "h:3"
+    assert r.get("ap") == "xyz"
+
+
+def test_time_event_with_a_runaway_callback_is_stopped(clean):
+    r = clean
+    script = ("def tick():\n"
+              "    execute('incr', 'rt')\n"
+              "    while True: pass\n"
+              "registerTE(1, tick)\n")
+    r.execute_command("RG.CONFIGSET", "SandboxTimeLimitMS", "300")
+    try:
+        assert pyexec(r, script) == "OK"
+        assert wait_for(lambda: r.get("rt") == "1", timeout=4)
+        assert wait_for(lambda: r.info("rg")["rg_ntimeevents"] == 0, timeout=3)
+        assert r.ping()
+    finally:
+        r.execute_command("RG.CONFIGSET", "SandboxTimeLimitMS", "5000")
+
+
+def test_hook_with_a_runaway_loop_answers_an_error(clean):
+    r = clean
+    r.execute_command("RG.CONFIGSET", "SandboxMainThreadTimeLimitMS", "200")
+    try:
+        assert pyexec(r, "def spin(x):\n    while True: pass\n"
+                         "GB('CommandReader').map(spin).register(hook='setnx', mode='sync')") == "OK"
+        with pytest.raises(redis.ResponseError, match="time limit"):
+            raw(r, "SETNX", "k", "v")
+        assert r.ping()
+    finally:
+        r.execute_command("RG.CONFIGSET", "SandboxMainThreadTimeLimitMS", "500")

@@ -37,7 +37,7 @@ pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 bulk("status"),
                 bulk(e.status.name()),
                 bulk("registered"),
-                Reply::Int(0),
+                Reply::Int(e.registered as i64),
             ])
         })
         .collect();

@@ -5,8 +5,8 @@ use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations;
 use crate::reply::send;
-use crate::sandbox::EntrySetup;
-use crate::session::Callback;
+use crate::sandbox::{EntrySetup, SandboxError};
+use crate::session::{Callback, CallbackOutput};
 use crate::worker_context::WorkerContext;
 use crate::{redis_call, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
@@ -23,36 +23,50 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let record: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
     let name = String::from_utf8_lossy(&record[0]).into_owned();
-    let (id, session) = registrations::find_trigger(&name).ok_or(RedisError::Str("ERR subcommand not found"))?;
+    let target = registrations::find_trigger(&name).ok_or(RedisError::Str("ERR subcommand not found"))?;
+    let mut payload: Vec<&[u8]> = vec![target.id.as_bytes()];
+    payload.extend(record.iter().map(Vec::as_slice));
+    let payload = encode_args(&payload);
+    let started = Instant::now();
+    if target.sync {
+        // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
+        let setup = EntrySetup { main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
+        if let Some(result) = target.session.try_callback(Callback::Trigger, &payload, setup) {
+            send(ctx, &trigger_reply(&target.id, started, result));
+            return Ok(RedisValue::NoReply);
+        }
+    }
     if blocking_denied(ctx) {
         return Err(RedisError::Str(NO_BLOCKING));
     }
-    let mut payload: Vec<&[u8]> = vec![id.as_bytes()];
-    payload.extend(record.iter().map(Vec::as_slice));
-    let payload = encode_args(&payload);
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
-        let started = Instant::now();
         let setup = EntrySetup::new(redis_call::for_client(&client));
-        let reply = match session.callback(Callback::Trigger, &payload, setup) {
-            Ok(out) => {
-                let outcome = split_results(out.reply);
-                let first_error = outcome.errors.first().cloned();
-                registrations::record_run(&id, started.elapsed().as_millis() as u64, first_error.as_deref());
-                match first_error {
-                    Some(e) => Reply::Error(e.into_bytes()),
-                    None => Reply::Array(outcome.results),
-                }
-            }
-            Err(e) => {
-                let msg = format!("ERR Could not trigger execution, {e}");
-                registrations::record_run(&id, started.elapsed().as_millis() as u64, Some(&msg));
-                Reply::Error(msg.into_bytes())
-            }
-        };
-        client.reply(&reply);
+        let result = target.session.callback(Callback::Trigger, &payload, setup);
+        client.reply(&trigger_reply(&target.id, started, result));
     });
     Ok(RedisValue::NoReply)
+}
+
+/// RG.TRIGGER's reply: the results, or the first error.
+fn trigger_reply(id: &str, started: Instant, result: Result<CallbackOutput, SandboxError>) -> Reply {
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(out) => {
+            let outcome = split_results(out.reply);
+            let first_error = outcome.errors.first().cloned();
+            registrations::record_unlisted_run(id, ms, first_error.as_deref());
+            match first_error {
+                Some(e) => Reply::Error(e.into_bytes()),
+                None => Reply::Array(outcome.results),
+            }
+        }
+        Err(e) => {
+            let msg = format!("ERR Could not trigger execution, {e}");
+            registrations::record_unlisted_run(id, ms, Some(&msg));
+            Reply::Error(msg.into_bytes())
+        }
+    }
 }
 
 /// RG.TRIGGERONKEY <trigger> <key> [arg ...]: the same, with the key for cluster routing.

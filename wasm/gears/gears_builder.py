@@ -204,9 +204,11 @@ class GearsBuilder:
         else:
             raise error("Given reader do not support register or not exists")
         steps = list(self.steps)
-        if convertToStr:
+        # Only CommandReader results reach anyone (RG.TRIGGER, hooks); for key and stream
+        # events the trailing str() of every record would be work thrown away.
+        if convertToStr and self.reader == "CommandReader":
             steps.append(("map", str))
-        if collect:
+        if collect and self.reader == "CommandReader":
             steps.append(("collect",))
         flow = Flow(self.reader, arg, flow_kwargs, steps)
         fields = [self.reader, mode, self.desc or "", "0" if self.desc is None else "1"] + specific

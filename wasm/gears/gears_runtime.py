@@ -291,8 +291,9 @@ def _run_key_event(payload):
         return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
     errors = []
-    results = list(flow.records(errors, format_error, source=iter([record])))
-    return gears_encode.encode_results(results, errors)
+    for _ in flow.records(errors, format_error, source=iter([record])):
+        pass  # nobody reads an event's results: only its errors count
+    return gears_encode.encode_results([], errors)
 
 
 def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
