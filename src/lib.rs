@@ -17,6 +17,8 @@ mod flows;
 mod fuzz_tests;
 mod info;
 mod key_events;
+mod linked_sessions;
+mod persistence;
 mod redis_call;
 mod redis_log;
 mod registrations;
@@ -114,6 +116,9 @@ guarded_commands! {
     pause_registrations => commands::registrations::pause_registrations,
     unpause_registrations => commands::registrations::unpause_registrations,
     inner_hook => command_hooks::inner_hook,
+    dump_sessions => commands::sessions::dump_sessions,
+    inner_register => commands::inner::inner_register,
+    inner_unregister => commands::inner::inner_unregister,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -148,6 +153,9 @@ mod entry {
             ["rg.pauseregistrations", pause_registrations, "readonly", 0, 0, 0, ""],
             ["rg.unpauseregistrations", unpause_registrations, "readonly", 0, 0, 0, ""],
             ["rg.innerhook", inner_hook, "may-replicate", 0, 0, 0, ""],
+            ["rg.pydumpsessions", dump_sessions, "readonly", 0, 0, 0, ""],
+            ["rg.innerregister", inner_register, "write", 0, 0, 0, ""],
+            ["rg.innerunregister", inner_unregister, "write", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

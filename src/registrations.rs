@@ -215,20 +215,35 @@ pub fn next_id() -> String {
     format!("{SHARD_ID}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
+/// After restoring registration `id`: new ids come after it.
+pub fn seen_id(id: &str) {
+    if let Some(n) = seq(id) {
+        NEXT_ID.fetch_max(n + 1, Ordering::Relaxed);
+    }
+}
+
 fn seq(id: &str) -> Option<u64> {
     id.strip_prefix(SHARD_ID)?.strip_prefix('-')?.parse().ok()
 }
 
-/// Applies a script's staged registrations, all or none.
-pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result<(), String> {
+/// Applies a script's staged registrations, all or none; with `replacing` (UPGRADE,
+/// REPLACE_WITH) that session's registrations are removed in the same step.
+pub fn apply(
+    staged: Vec<CreatedRegistration>,
+    session: &Arc<Session>,
+    replacing: Option<&Arc<Session>>,
+) -> Result<(), String> {
     let mut reg = registry();
+    let replaced = |r: &Registration| replacing.is_some_and(|old| Arc::ptr_eq(old, &r.session));
     for s in &staged {
         let trigger = s.fields.get(4).map(String::as_str).unwrap_or("");
         let is_trigger = s.fields.first().is_some_and(|r| r == "CommandReader") && !trigger.is_empty();
-        if is_trigger && reg.values().any(|(_, r)| r.trigger() == Some(trigger)) {
+        if is_trigger && reg.values().any(|(_, r)| r.trigger() == Some(trigger) && !replaced(r)) {
             return Err(format!("trigger {trigger} already registered"));
         }
     }
+    let old_keys: Vec<u64> = reg.iter().filter(|(_, (_, r))| replaced(r)).map(|(k, _)| *k).collect();
+    let removed: Vec<_> = old_keys.iter().filter_map(|k| reg.remove(k)).collect();
     for s in staged {
         let Some(key) = seq(&s.id) else { continue };
         let Some(source) = parse_source(&s.fields) else { continue };
@@ -246,8 +261,14 @@ pub fn apply(staged: Vec<CreatedRegistration>, session: &Arc<Session>) -> Result
         reg.insert(key, (s.id, registration));
     }
     drop(reg);
+    drop(removed); // outside the lock: this may free the old session
     crate::command_hooks::refresh();
     Ok(())
+}
+
+/// Ids of `session`'s registrations, in registration order.
+pub fn ids_of(session: &Arc<Session>) -> Vec<String> {
+    registry().values().filter(|(_, r)| Arc::ptr_eq(&r.session, session)).map(|(id, _)| id.clone()).collect()
 }
 
 /// The reader part of a staged registration's fields: `[reader, mode, desc, has_desc, ...]`.
@@ -399,11 +420,14 @@ fn args_reply(source: &Source) -> Reply {
 
 fn pd_string(r: &Registration, ids: &[String]) -> String {
     let list = ids.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(", ");
+    let desc = r.session.description.as_deref().map_or("null".to_string(), |d| format!("'{d}'"));
+    let linked = if crate::linked_sessions::is_linked(&r.session) { "primary" } else { "None" };
     format!(
-        "{{'sessionName':'{}', 'sessionDescription':'null', 'refCount': {}, 'linkedTo': primary, 'dead': false, \
+        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': {linked}, 'dead': {}, \
          'isInstallationNeeded':0, 'registrationsList':[{list}], 'depsList':[]}}",
         r.session.id,
-        Arc::strong_count(&r.session)
+        Arc::strong_count(&r.session),
+        r.session.is_dead()
     )
 }
 
@@ -433,71 +457,80 @@ pub fn info_fields() -> Vec<(String, String)> {
 /// RG.DUMPREGISTRATIONS: one 12-item entry per registration (spec §1.5).
 pub fn dump() -> Reply {
     let reg = registry();
-    let entries = reg
-        .values()
-        .map(|(id, r)| {
-            let st = &r.stats;
-            let avg = if st.triggered > 0 { st.total_ms as f64 / st.triggered as f64 } else { 0.0 };
-            let mut data = vec![
-                bulk("mode"),
-                bulk(r.mode.as_str()),
-                bulk("numTriggered"),
-                Reply::Int(st.triggered as i64),
-                bulk("numSuccess"),
-                Reply::Int(st.success as i64),
-                bulk("numFailures"),
-                Reply::Int(st.failures as i64),
-                bulk("numAborted"),
-                Reply::Int(st.aborted as i64),
-                bulk("lastRunDurationMS"),
-                Reply::Int(st.last_ms as i64),
-                bulk("totalRunDurationMS"),
-                Reply::Int(st.total_ms as i64),
-                bulk("avgRunDurationMS"),
-                bulk(format!("{avg:?}")),
-            ];
-            if let Source::Stream(stream) = &r.source {
-                let avg_lag = if st.triggered > 0 { st.total_lag_ms as f64 / st.triggered as f64 } else { 0.0 };
-                data.extend([
-                    bulk("lastEstimatedLagMS"),
-                    Reply::Int(st.last_lag_ms as i64),
-                    bulk("avgEstimatedLagMS"),
-                    bulk(format!("{avg_lag:?}")),
-                    bulk("lastError"),
-                    st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
-                    bulk("args"),
-                    args_reply(&r.source),
-                    bulk("status"),
-                    bulk(stream.status_name()),
-                ]);
-            } else {
-                data.extend([
-                    bulk("lastError"),
-                    st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
-                    bulk("args"),
-                    args_reply(&r.source),
-                ]);
-            }
-            let data = Reply::Array(data);
-            let session_ids: Vec<String> =
-                reg.values().filter(|(_, o)| Arc::ptr_eq(&o.session, &r.session)).map(|(i, _)| i.clone()).collect();
-            Reply::Array(vec![
-                bulk("id"),
-                bulk(id.as_str()),
-                bulk("reader"),
-                bulk(r.reader.as_str()),
-                bulk("desc"),
-                r.desc.as_ref().map_or(Reply::Null, |d| bulk(d.as_str())),
-                bulk("RegistrationData"),
-                data,
-                bulk("PD"),
-                bulk(pd_string(r, &session_ids)),
-                bulk("ExecutionThreadPool"),
-                bulk("DefaultPool"),
-            ])
-        })
-        .collect();
-    Reply::Array(entries)
+    Reply::Array(reg.values().map(|(id, r)| entry(&reg, id, r, true)).collect())
+}
+
+/// `session`'s registrations for RG.PYDUMPSESSIONS: their ids, or (verbose) their entries
+/// without the PD pair.
+pub fn of_session(session: &Arc<Session>, verbose: bool) -> Reply {
+    let reg = registry();
+    let mine = reg.values().filter(|(_, r)| Arc::ptr_eq(&r.session, session));
+    Reply::Array(mine.map(|(id, r)| if verbose { entry(&reg, id, r, false) } else { bulk(id.as_str()) }).collect())
+}
+
+type Map = BTreeMap<u64, (String, Registration)>;
+
+fn entry(reg: &Map, id: &str, r: &Registration, with_pd: bool) -> Reply {
+    let st = &r.stats;
+    let avg = if st.triggered > 0 { st.total_ms as f64 / st.triggered as f64 } else { 0.0 };
+    let mut data = vec![
+        bulk("mode"),
+        bulk(r.mode.as_str()),
+        bulk("numTriggered"),
+        Reply::Int(st.triggered as i64),
+        bulk("numSuccess"),
+        Reply::Int(st.success as i64),
+        bulk("numFailures"),
+        Reply::Int(st.failures as i64),
+        bulk("numAborted"),
+        Reply::Int(st.aborted as i64),
+        bulk("lastRunDurationMS"),
+        Reply::Int(st.last_ms as i64),
+        bulk("totalRunDurationMS"),
+        Reply::Int(st.total_ms as i64),
+        bulk("avgRunDurationMS"),
+        bulk(format!("{avg:?}")),
+    ];
+    if let Source::Stream(stream) = &r.source {
+        let avg_lag = if st.triggered > 0 { st.total_lag_ms as f64 / st.triggered as f64 } else { 0.0 };
+        data.extend([
+            bulk("lastEstimatedLagMS"),
+            Reply::Int(st.last_lag_ms as i64),
+            bulk("avgEstimatedLagMS"),
+            bulk(format!("{avg_lag:?}")),
+            bulk("lastError"),
+            st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
+            bulk("args"),
+            args_reply(&r.source),
+            bulk("status"),
+            bulk(stream.status_name()),
+        ]);
+    } else {
+        data.extend([
+            bulk("lastError"),
+            st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
+            bulk("args"),
+            args_reply(&r.source),
+        ]);
+    }
+    let data = Reply::Array(data);
+    let mut out = vec![
+        bulk("id"),
+        bulk(id),
+        bulk("reader"),
+        bulk(r.reader.as_str()),
+        bulk("desc"),
+        r.desc.as_ref().map_or(Reply::Null, |d| bulk(d.as_str())),
+        bulk("RegistrationData"),
+        data,
+    ];
+    if with_pd {
+        let session_ids: Vec<String> =
+            reg.values().filter(|(_, o)| Arc::ptr_eq(&o.session, &r.session)).map(|(i, _)| i.clone()).collect();
+        out.extend([bulk("PD"), bulk(pd_string(r, &session_ids))]);
+    }
+    out.extend([bulk("ExecutionThreadPool"), bulk("DefaultPool")]);
+    Reply::Array(out)
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@ pub struct Session {
     guest: Mutex<Guest>,
     /// Itself, for the time events an entry creates (each holds the session).
     me: Weak<Session>,
+    pub description: Option<String>,
+    /// The script that made it (kept to re-create the session after a restart).
+    pub script: Vec<u8>,
+    /// Replaced by an UPGRADE / REPLACE_WITH.
+    dead: AtomicBool,
 }
 
 /// Which guest entry point runs a registration's callback.
@@ -56,12 +61,32 @@ pub fn random_id() -> String {
 }
 
 impl Session {
-    pub fn create(id: Option<String>) -> Result<Arc<Session>, SandboxError> {
+    /// A session for `script`, with its `ID` and `DESCRIPTION` if given.
+    pub fn create_for(
+        id: Option<String>,
+        description: Option<String>,
+        script: Vec<u8>,
+    ) -> Result<Arc<Session>, SandboxError> {
         let rt = sandbox::runtime().ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
         LIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
         let id = id.unwrap_or_else(random_id);
-        Ok(Arc::new_cyclic(|me| Session { id, guest: Mutex::new(guest), me: me.clone() }))
+        Ok(Arc::new_cyclic(|me| Session {
+            id,
+            guest: Mutex::new(guest),
+            me: me.clone(),
+            description,
+            script,
+            dead: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
     }
 
     fn guest(&self) -> MutexGuard<'_, Guest> {
@@ -91,9 +116,10 @@ impl Session {
         &self,
         script: &[u8],
         redis: Box<dyn RedisCaller>,
+        restore_ids: Vec<String>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let mut guest = self.guest();
-        let done = guest.exec_script(script, redis);
+        let done = guest.exec_script(script, redis, restore_ids);
         self.start_time_events(&mut guest);
         done
     }

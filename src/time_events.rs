@@ -45,6 +45,13 @@ pub fn reserve(seconds: u64, key: Option<Vec<u8>>, redis: &mut dyn RedisCaller) 
             let handle = ctx.open_key_writable(&name);
             if handle.key_type() == KeyType::Empty {
                 stored = handle.set_value(&TIME_EVENT_TYPE, KeyedEvent { id }).is_ok();
+            } else if let Ok(Some(saved)) = handle.get_value::<KeyedEvent>(&TIME_EVENT_TYPE) {
+                // A key loaded from an RDB: its session is being re-created; the event
+                // re-attaches to it.
+                if saved.id == 0 {
+                    saved.id = id;
+                    stored = true;
+                }
             }
         });
         if !stored {
@@ -114,9 +121,10 @@ pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
         mem_usage: None,
         digest: None,
         free: Some(free),
-        aux_load: None,
-        aux_save: None,
-        aux_save_triggers: 0,
+        // The saved sessions ride on this type's aux field (see persistence.rs).
+        aux_load: Some(crate::persistence::aux_load),
+        aux_save: Some(crate::persistence::aux_save),
+        aux_save_triggers: raw::REDISMODULE_AUX_AFTER_RDB as i32,
         free_effort: None,
         unlink: None,
         copy: None,

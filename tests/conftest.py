@@ -73,9 +73,10 @@ def pyexec_err(client, script, *args):
 
 
 class RedisServer:
-    def __init__(self, workdir, module_args=()):
+    def __init__(self, workdir, module_args=(), redis_args=()):
         self.workdir = str(workdir)
         self.module_args = [str(a) for a in module_args]
+        self.redis_args = [str(a) for a in redis_args]  # after the defaults: they override
         self.logfile = os.path.join(self.workdir, "redis.log")
         self.stderrfile = os.path.join(self.workdir, "stderr.log")
         self.port = None
@@ -91,7 +92,7 @@ class RedisServer:
                 "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no",
                 "--dir", self.workdir, "--logfile", self.logfile,
-                "--daemonize", "no", "--enable-debug-command", "yes",
+                "--daemonize", "no", "--enable-debug-command", "yes", *self.redis_args,
                 "--loadmodule", MODULE_PATH, *self.module_args]
 
     def start(self):

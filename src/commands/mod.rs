@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod executions;
+pub mod inner;
 pub mod pyexecute;
 pub mod registrations;
+pub mod sessions;
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,7 +6,7 @@ use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
 use crate::sandbox::ScriptOutcome;
 use crate::session::Session;
 use crate::worker_context::WorkerContext;
-use crate::{executions, flows, redis_call, registrations, workers};
+use crate::{executions, flows, linked_sessions, persistence, redis_call, registrations, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -35,11 +35,34 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-/// Options that need registered sessions. None can exist until registrations do, so an
-/// `ID` never collides and a `REPLACE_WITH` target never exists.
-fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
+/// The session table's checks on `ID` / `UPGRADE` / `REPLACE_WITH` (spec §1.2).
+fn session_conflict(args: &PyExecuteArgs) -> Option<String> {
+    let existing = args.id.as_deref().and_then(linked_sessions::find);
     if let Some(old) = &args.replace_with {
-        return Err(RedisError::String(format!("Can not replace with {old}, session does not exists.")));
+        if let Some(existing) = existing {
+            return Some(format!("Can not replace an existing session {} with {old}", existing.id));
+        }
+        if linked_sessions::find(old).is_none() {
+            return Some(format!("Can not replace with {old}, session does not exists."));
+        }
+    } else if let (Some(existing), false) = (existing, args.upgrade) {
+        return Some(format!("Session {} already exists", existing.id));
+    }
+    None
+}
+
+/// The session an UPGRADE or REPLACE_WITH replaces, if it exists.
+fn replaced_session(args: &PyExecuteArgs) -> Option<Arc<Session>> {
+    match (&args.replace_with, args.upgrade, &args.id) {
+        (Some(old), _, _) => linked_sessions::find(old),
+        (None, true, Some(id)) => linked_sessions::find(id),
+        _ => None,
+    }
+}
+
+fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
+    if let Some(conflict) = session_conflict(args) {
+        return Err(RedisError::String(conflict));
     }
     match &args.requirements {
         Some(reqs) if !reqs.is_empty() => Err(RedisError::String(format!(
@@ -58,11 +81,11 @@ fn send(client: &Client, reply: &Reply) {
 
 /// Runs the script, then the execution its `run()` created, if any; answers the client.
 fn run_script(args: PyExecuteArgs, tsc: &Client) {
-    let session = match Session::create(args.id) {
+    let session = match Session::create_for(args.id.clone(), args.description.clone(), args.script.clone()) {
         Ok(session) => session,
         Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
     };
-    let (outcome, created) = match session.exec_script(&args.script, redis_call::for_client(tsc)) {
+    let (outcome, created) = match session.exec_script(&args.script, redis_call::for_client(tsc), Vec::new()) {
         Ok(done) => done,
         Err(e) => {
             crate::redis_log::warning(&format!("wasmgears: session {}: {e}", session.id));
@@ -73,9 +96,22 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
         return send(tsc, &Reply::Error(msg.into_bytes()));
     }
     let registered = !created.registrations.is_empty();
-    if registered {
-        if let Err(e) = registrations::apply(created.registrations, &session) {
+    let replacing = replaced_session(&args);
+    if registered || replacing.is_some() {
+        // Checked again here: another script may have taken the id while this one ran.
+        if let Some(conflict) = session_conflict(&args).filter(|_| replacing.is_none()) {
+            return send(tsc, &Reply::Error(conflict.into_bytes()));
+        }
+        if let Err(e) = registrations::apply(created.registrations, &session, replacing.as_ref()) {
             return send(tsc, &Reply::Error(e.into_bytes()));
+        }
+        if let Some(old) = &replacing {
+            linked_sessions::kill(old);
+        }
+        if registered {
+            linked_sessions::link(&session);
+            let saved = persistence::SavedSession::of(&session, replacing.as_ref().map(|s| s.id.clone()));
+            persistence::propagate(&tsc.lock(), &saved);
         }
     }
     let Some(execution) = created.executions.into_iter().next() else {

@@ -85,7 +85,7 @@ pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
     Ok(RedisValue::NoReply)
 }
 
-pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let id = match args.as_slice() {
         [_, id] => id.to_string_lossy(),
         [_, id, flag] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
@@ -94,6 +94,7 @@ pub fn unregister(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !registrations::unregister(&id) {
         return Err(RedisError::Str("execution is not registered"));
     }
+    ctx.replicate("rg.innerunregister", &[id.as_str()]);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

@@ -168,14 +168,17 @@ impl Guest {
         }
     }
 
-    /// Runs a script's top level; also returns the executions its `run()` created.
+    /// Runs a script's top level; also returns the executions its `run()` created. Its
+    /// registrations take `restore_ids` first (re-creating a saved session).
     pub fn exec_script(
         &mut self,
         script: &[u8],
         redis: Box<dyn RedisCaller>,
+        restore_ids: Vec<String>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let (fns, exec) = (self.fns(), self.exports.exec_script.clone());
         let outcome = self.enter(Some(EntrySetup::new(redis)), |store| {
+            store.data_mut().entry.restore_ids = restore_ids.into();
             let Some((ptr, len)) = Self::write_input(store, &fns, script)? else {
                 return Ok(ScriptOutcome::PythonError("MemoryError: the script does not fit in the sandbox".into()));
             };

@@ -59,6 +59,8 @@ pub(super) struct Entry {
     pub command: Option<CommandCtx>,
     /// Time events `registerTE` reserved; the session starts them after the entry.
     pub time_events: Vec<u64>,
+    /// Re-creating a session: its registrations get these ids back, in order.
+    pub restore_ids: std::collections::VecDeque<String>,
 }
 
 impl Entry {
@@ -71,6 +73,7 @@ impl Entry {
             deadline: Instant::now(),
             command: None,
             time_events: Vec::new(),
+            restore_ids: Default::default(),
         }
     }
 }
@@ -177,12 +180,12 @@ fn atomic(mut caller: GuestCaller<'_>, enter: i32) -> wasmtime::Result<i32> {
 fn stage(
     caller: &mut GuestCaller<'_>,
     io: (u32, u32, u32, u32),
-    next_id: fn() -> String,
+    next_id: fn(&mut Entry) -> String,
     push: fn(&mut Entry, String, Vec<String>),
 ) -> wasmtime::Result<i32> {
     serve(caller, io, |state, request| match decode_args(request) {
         Ok(fields) => {
-            let id = next_id();
+            let id = next_id(&mut state.entry);
             let fields = fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
             push(&mut state.entry, id.clone(), fields);
             Reply::Bulk(id.into_bytes())
@@ -199,9 +202,12 @@ fn create_execution(
     out_ptr: u32,
     out_len: u32,
 ) -> wasmtime::Result<i32> {
-    stage(&mut caller, (ptr, len, out_ptr, out_len), crate::executions::next_id, |entry, id, plan| {
-        entry.created.push(CreatedExecution { id, plan })
-    })
+    stage(
+        &mut caller,
+        (ptr, len, out_ptr, out_len),
+        |_| crate::executions::next_id(),
+        |entry, id, plan| entry.created.push(CreatedExecution { id, plan }),
+    )
 }
 
 /// `register()`: allocates the registration id; the host applies it if the script succeeds.
@@ -212,7 +218,8 @@ fn create_registration(
     out_ptr: u32,
     out_len: u32,
 ) -> wasmtime::Result<i32> {
-    stage(&mut caller, (ptr, len, out_ptr, out_len), crate::registrations::next_id, |entry, id, fields| {
+    let next_id = |entry: &mut Entry| entry.restore_ids.pop_front().unwrap_or_else(crate::registrations::next_id);
+    stage(&mut caller, (ptr, len, out_ptr, out_len), next_id, |entry, id, fields| {
         entry.registrations.push(CreatedRegistration { id, fields })
     })
 }

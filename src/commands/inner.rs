@@ -1,0 +1,25 @@
+//! Commands replicas and the AOF receive: RG.INNERREGISTER (a session and its registrations)
+//! and RG.INNERUNREGISTER. On the primary, where the session already exists, they do nothing.
+
+use crate::persistence::{self, SavedSession};
+use crate::registrations;
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let fields: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
+    let saved = SavedSession::from_fields(&fields).ok_or(RedisError::WrongArity)?;
+    persistence::restore(saved, Some(ctx.ctx));
+    // Changing no key, it would not be propagated by itself: replicas, their replicas and
+    // the AOF must all see it.
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+pub fn inner_unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, id] = args.as_slice() else {
+        return Err(RedisError::WrongArity);
+    };
+    registrations::unregister(&id.to_string_lossy());
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}

@@ -1,0 +1,149 @@
+"""Sessions that last: DEBUG RELOAD, restart from RDB and from AOF, replicas, kill -9."""
+import os
+import signal
+import time
+
+import pytest
+import redis
+
+from conftest import RedisServer, pyexec, wait_for
+
+# Two registrations of one session share one global counter.
+SHARED = """
+count = 0
+def bump(x):
+    global count
+    count += 1
+    execute('set', 'count', count)
+GB().foreach(bump).register(prefix='ev:*', eventTypes=['set'], mode='sync')
+GB('CommandReader').map(lambda x: bump(x) or count).register(trigger='bump', convertToStr=False)
+"""
+
+
+def as_dict(flat):
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def registration_ids(c):
+    return sorted(e[1] for e in c.execute_command("RG.DUMPREGISTRATIONS"))
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started = []
+
+    def start(name, *redis_args, module_args=()):
+        srv = RedisServer(tmp_path / name, module_args, redis_args).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def restart(srv):
+    srv.stop()
+    return srv.start()
+
+
+def test_debug_reload_keeps_sessions_and_their_globals(servers):
+    srv = servers("a")
+    c = srv.client()
+    assert pyexec(c, SHARED, "ID", "shared") == "OK"
+    ids = registration_ids(c)
+    c.set("ev:1", "x")
+    assert c.execute_command("RG.TRIGGER", "bump") == [2]
+    assert c.execute_command("DEBUG", "RELOAD") == "OK"
+    assert registration_ids(c) == ids
+    c.set("ev:2", "x")
+    assert c.execute_command("RG.TRIGGER", "bump") == [4]  # the same globals carry on
+    assert c.info("rg")["rg_nsessions"] == 1
+
+
+@pytest.mark.parametrize("mode", ["rdb", "aof"])
+def test_restart_recreates_sessions_with_one_shared_namespace(servers, mode):
+    args = ("--appendonly", "yes", "--appendfsync", "always") if mode == "aof" else ()
+    srv = servers(mode, *args)
+    c = srv.client()
+    assert pyexec(c, SHARED, "ID", "shared", "DESCRIPTION", "counter") == "OK"
+    ids = registration_ids(c)
+    c.set("ev:1", "x")
+    assert c.get("count") == "1"
+    if mode == "rdb":
+        c.save()
+    srv.stop()
+    c = srv.start().client()
+    assert registration_ids(c) == ids  # none missing, none doubled
+    assert c.get("count") == "1"  # re-running the script did not repeat its writes
+    [s] = [as_dict(e) for e in c.execute_command("RG.PYDUMPSESSIONS")]
+    assert s["ID"] == "shared" and s["sessionDescription"] == "counter"
+    # both registrations still share one namespace (re-created from the script: count = 0)
+    c.set("ev:2", "x")
+    assert c.execute_command("RG.TRIGGER", "bump") == [2]
+    # and new registrations get new ids
+    assert pyexec(c, "GB('CommandReader').register(trigger='later')") == "OK"
+    assert len(set(registration_ids(c))) == 3
+
+
+def test_upgrade_and_unregister_survive_a_restart(servers):
+    srv = servers("u", "--appendonly", "yes")
+    c = srv.client()
+    assert pyexec(c, "GB('CommandReader').map(lambda x: 'v1').register(trigger='ver')", "ID", "app") == "OK"
+    assert pyexec(c, "GB('CommandReader').map(lambda x: 'v2').register(trigger='ver')", "ID", "app", "UPGRADE") == "OK"
+    assert pyexec(c, "GB('CommandReader').register(trigger='gone')", "ID", "gone") == "OK"
+    gone = [e[1] for e in c.execute_command("RG.DUMPREGISTRATIONS") if e[7][-1][1] == "gone"]
+    assert c.execute_command("RG.UNREGISTER", gone[0]) == "OK"
+    ids = registration_ids(c)
+    c = restart(srv).client()
+    assert registration_ids(c) == ids
+    assert c.execute_command("RG.TRIGGER", "ver") == ["v2"]
+
+
+def test_kill_9_after_ok_keeps_the_registration(servers):
+    srv = servers("k", "--appendonly", "yes", "--appendfsync", "always")
+    c = srv.client()
+    assert pyexec(c, "GB('CommandReader').map(lambda x: 'alive').register(trigger='k9')", "ID", "k9") == "OK"
+    os.kill(srv.pid, signal.SIGKILL)
+    srv.proc.wait()
+    c = srv.start().client()
+    assert c.execute_command("RG.TRIGGER", "k9") == ["alive"]
+
+
+def test_replica_has_the_registrations_and_does_not_fire(servers):
+    primary = servers("p")
+    p = primary.client()
+    assert pyexec(p, SHARED, "ID", "shared") == "OK"
+    replica = servers("r", "--replicaof", "127.0.0.1", str(primary.port))
+    rc = replica.client()
+    assert wait_for(lambda: rc.info("replication")["master_link_status"] == "up", timeout=10)
+    assert wait_for(lambda: registration_ids(rc) == registration_ids(p), timeout=10)
+    # registered after the sync: reaches the replica as a command
+    assert pyexec(p, "GB('CommandReader').register(trigger='late')", "ID", "late") == "OK"
+    assert wait_for(lambda: registration_ids(rc) == registration_ids(p), timeout=10)
+    p.set("ev:1", "x")  # fires once, on the primary; the replica gets its effect
+    assert p.get("count") == "1"
+    assert wait_for(lambda: rc.get("count") == "1", timeout=5)
+    time.sleep(0.3)
+    assert rc.get("count") == "1"
+    late = [e[1] for e in p.execute_command("RG.DUMPREGISTRATIONS") if e[7][-1][1] == "late"]
+    p.execute_command("RG.UNREGISTER", late[0])
+    assert wait_for(lambda: registration_ids(rc) == registration_ids(p), timeout=5)
+    # after failover the former replica's registrations fire
+    rc.execute_command("REPLICAOF", "NO", "ONE")
+    rc.set("ev:9", "x")
+    assert rc.get("count") == "1"  # re-created from the script on the replica: its own count
+
+
+def test_a_session_that_cannot_be_restored_is_listed(servers, tmp_path):
+    srv = servers("f")
+    c = srv.client()
+    script = ("if execute('ping') is None:\n"  # None only while restoring
+              "    raise Exception('refusing to come back')\n"
+              "GB('CommandReader').register(trigger='f')")
+    assert pyexec(c, script, "ID", "fragile") == "OK"
+    c.save()
+    c = restart(srv).client()
+    assert srv.wait_for_log("could not restore session fragile")
+    [s] = [as_dict(e) for e in c.execute_command("RG.PYDUMPSESSIONS")]
+    assert s["ID"] == "fragile" and "refusing to come back" in s["sessionDescription"]
