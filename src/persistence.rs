@@ -184,8 +184,10 @@ pub unsafe extern "C" fn aux_load(
     let Ok(buffer) = redis_module::raw::load_string_buffer(rdb) else {
         return redis_module::raw::REDISMODULE_ERR as std::os::raw::c_int;
     };
-    // SAFETY: `rdb` is the live IO handle of this callback; its context lives as long.
-    let ctx = unsafe { redis_module::raw::RedisModule_GetContextFromIO.expect("Redis API")(rdb) };
+    // The IO's own context has no client (opening a key with it crashes); a detached
+    // context has one. This is the main thread, which holds the Redis lock: no locking.
+    let detached = crate::worker_context::WorkerContext::detached();
+    let ctx = detached.context().ctx;
     let loaded = std::panic::catch_unwind(|| match decode(buffer.as_ref()) {
         Ok(sessions) => sessions.into_iter().for_each(|s| restore(s, Some(ctx))),
         Err(e) => crate::redis_log::warning(&format!("wasmgears: unreadable saved sessions: {e}")),

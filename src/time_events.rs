@@ -6,6 +6,7 @@ use crate::codec::encode_args;
 use crate::flows::split_results;
 use crate::sandbox::{EntrySetup, RedisCaller};
 use crate::session::{Callback, Session};
+use crate::worker_context::WorkerContext;
 use crate::{redis_call, timers, workers};
 use redis_module::native_types::RedisType;
 use redis_module::{raw, KeyType, RedisString};
@@ -20,6 +21,8 @@ struct TimeEvent {
     /// Set when the entry that created the event ends (until then it cannot tick).
     session: Option<Arc<Session>>,
     timer: Option<u64>,
+    /// The key it lives in, if any: checked before each tick.
+    key: Option<Vec<u8>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -37,18 +40,22 @@ pub fn count() -> usize {
 /// Creates an event (not yet ticking). With `key`, stores it there first: None if the key
 /// exists.
 pub fn reserve(seconds: u64, key: Option<Vec<u8>>, redis: &mut dyn RedisCaller) -> Option<u64> {
+    // Ids stay unique across restarts (a key keeps its event's id in the RDB): they start
+    // from the clock in microseconds.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
+    NEXT_ID.fetch_max(now, Ordering::Relaxed);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    if let Some(key) = key {
+    if let Some(key) = &key {
         let mut stored = false;
         redis.with_context(&mut |ctx| {
-            let name = RedisString::create_from_slice(ctx.ctx, &key);
+            let name = RedisString::create_from_slice(ctx.ctx, key);
             let handle = ctx.open_key_writable(&name);
             if handle.key_type() == KeyType::Empty {
                 stored = handle.set_value(&TIME_EVENT_TYPE, KeyedEvent { id }).is_ok();
             } else if let Ok(Some(saved)) = handle.get_value::<KeyedEvent>(&TIME_EVENT_TYPE) {
-                // A key loaded from an RDB: its session is being re-created; the event
-                // re-attaches to it.
-                if saved.id == 0 {
+                // A key loaded from an RDB whose event is gone (a restart): its session is
+                // being re-created and the event re-attaches to it.
+                if !events().contains_key(&saved.id) {
                     saved.id = id;
                     stored = true;
                 }
@@ -58,7 +65,7 @@ pub fn reserve(seconds: u64, key: Option<Vec<u8>>, redis: &mut dyn RedisCaller) 
             return None;
         }
     }
-    events().insert(id, TimeEvent { seconds, session: None, timer: None });
+    events().insert(id, TimeEvent { seconds, session: None, timer: None, key });
     Some(id)
 }
 
@@ -79,7 +86,15 @@ fn schedule(id: u64, seconds: u64) -> u64 {
 
 /// One tick: runs the callback; an error (or a failed session) stops the event.
 fn tick(id: u64) {
-    let Some(session) = events().get(&id).and_then(|e| e.session.clone()) else { return };
+    let Some((session, key)) = events().get(&id).and_then(|e| Some((e.session.clone()?, e.key.clone()))) else {
+        return;
+    };
+    if let Some(key) = key {
+        if !still_in_key(id, &key) {
+            stop(id); // the key was deleted or overwritten
+            return;
+        }
+    }
     let payload = encode_args(&[b"timer".as_slice(), id.to_string().as_bytes()]);
     let error = match session.callback(Callback::Dispatch, &payload, EntrySetup::new(redis_call::detached())) {
         Ok(out) => split_results(out.reply).errors.into_iter().next(),
@@ -94,6 +109,15 @@ fn tick(id: u64) {
     if let Some(event) = all.get_mut(&id) {
         event.timer = Some(schedule(id, event.seconds));
     }
+}
+
+/// Whether `key` still holds event `id` (a key survives DEBUG RELOAD with its event's id).
+fn still_in_key(id: u64, key: &[u8]) -> bool {
+    let worker = WorkerContext::detached();
+    let ctx = worker.lock();
+    let name = RedisString::create_from_slice(ctx.ctx, key);
+    let handle = ctx.open_key(&name);
+    matches!(handle.get_value::<KeyedEvent>(&TIME_EVENT_TYPE), Ok(Some(v)) if v.id == id)
 }
 
 /// Stops an event; its session is released outside the lock.
@@ -137,27 +161,26 @@ pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
     },
 );
 
-/// Deleting, overwriting or expiring the key frees the value: the event stops.
+/// Deleting, overwriting or expiring the key frees the value; the event notices at its next
+/// tick and stops (it does not stop here: DEBUG RELOAD frees and reloads the same value).
 unsafe extern "C" fn free(value: *mut c_void) {
-    if value.is_null() {
-        return;
+    if !value.is_null() {
+        // SAFETY: Redis hands back the pointer `set_value` stored: a Box<KeyedEvent>.
+        drop(unsafe { Box::from_raw(value.cast::<KeyedEvent>()) });
     }
-    // SAFETY: Redis hands back the pointer `set_value` stored: a Box<KeyedEvent>.
-    let event = unsafe { Box::from_raw(value.cast::<KeyedEvent>()) };
-    let _ = std::panic::catch_unwind(|| stop(event.id));
 }
 
-/// The callback itself cannot be saved (it lives in the session's memory); an RDB keeps an
-/// inert marker so the key's existence survives (restoring the event needs the session).
-unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, _value: *mut c_void) {
-    // SAFETY: `rdb` is the live IO handle Redis passes to this callback.
-    unsafe { raw::RedisModule_SaveUnsigned.expect("Redis API")(rdb, 0) };
+/// The value is the event's id: the callback lives in its session, which is saved (and
+/// re-created) with the sessions (persistence.rs).
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    // SAFETY: `value` is the Box<KeyedEvent> stored by `reserve` or `rdb_load`.
+    let id = unsafe { (*value.cast::<KeyedEvent>()).id };
+    raw::save_unsigned(rdb, id);
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, _encver: c_int) -> *mut c_void {
-    // SAFETY: `rdb` is the live IO handle Redis passes to this callback.
-    let _ = unsafe { raw::RedisModule_LoadUnsigned.expect("Redis API")(rdb) };
-    Box::into_raw(Box::new(KeyedEvent { id: 0 })).cast()
+    let id = raw::load_unsigned(rdb).unwrap_or(0);
+    Box::into_raw(Box::new(KeyedEvent { id })).cast()
 }
 
 unsafe extern "C" fn aof_rewrite(

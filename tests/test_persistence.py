@@ -147,3 +147,23 @@ def test_a_session_that_cannot_be_restored_is_listed(servers, tmp_path):
     assert srv.wait_for_log("could not restore session fragile")
     [s] = [as_dict(e) for e in c.execute_command("RG.PYDUMPSESSIONS")]
     assert s["ID"] == "fragile" and "refusing to come back" in s["sessionDescription"]
+
+
+def test_keyed_time_event_survives_reload_and_restart(servers):
+    srv = servers("te")
+    c = srv.client()
+    script = "def tick():\n    execute('incr', 'ticks')\nregisterTE(1, tick, 'te:key')\n" \
+             "GB('CommandReader').register(trigger='keep')"  # a registration: the session is saved
+    assert pyexec(c, script, "ID", "te") == "OK"
+    assert wait_for(lambda: int(c.get("ticks") or 0) >= 1, timeout=3)
+    assert c.execute_command("DEBUG", "RELOAD") == "OK"
+    before = int(c.get("ticks"))
+    assert wait_for(lambda: int(c.get("ticks")) >= before + 2, timeout=4)
+    assert c.info("rg")["rg_ntimeevents"] == 1
+    c.save()
+    c = restart(srv).client()
+    before = int(c.get("ticks"))
+    assert wait_for(lambda: int(c.get("ticks")) >= before + 2, timeout=4)
+    assert c.info("rg")["rg_ntimeevents"] == 1  # re-attached, not doubled
+    c.delete("te:key")
+    assert wait_for(lambda: c.info("rg")["rg_ntimeevents"] == 0, timeout=3)
