@@ -67,6 +67,7 @@ const KEYS: &[Key] = &[
     int_key(SANDBOX_MEMORY_MB, || Value::Int(256), Settable::Runtime, 32),
     int_key(MAIN_THREAD_TIME_LIMIT_MS, || Value::Int(500), Settable::Runtime, 1),
     int_key(MAX_SESSIONS, || Value::Int(1024), Settable::LoadOnly, 1),
+    int_key(MAX_REPLY_MB, || Value::Int(128), Settable::Runtime, 1),
     int_key(MAX_PENDING_EVENTS, || Value::Int(1000), Settable::Runtime, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
 ];
@@ -78,6 +79,7 @@ pub const SANDBOX_TIME_LIMIT_MS: &str = "SandboxTimeLimitMS";
 pub const SANDBOX_MEMORY_MB: &str = "SandboxMemoryMB";
 pub const MAIN_THREAD_TIME_LIMIT_MS: &str = "SandboxMainThreadTimeLimitMS";
 pub const MAX_SESSIONS: &str = "MaxSessions";
+pub const MAX_REPLY_MB: &str = "SandboxMaxReplyMB";
 pub const EXECUTION_THREADS: &str = "ExecutionThreads";
 pub const GUEST_DIR: &str = "GuestDir";
 

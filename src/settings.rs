@@ -1,7 +1,8 @@
 //! The process-wide configuration, shared by commands and the sandbox.
 
 use crate::config::{
-    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
+    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_REPLY_MB, SANDBOX_MEMORY_MB,
+    SANDBOX_TIME_LIMIT_MS,
 };
 use crate::sandbox::limits;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -18,6 +19,7 @@ fn apply_limits(config: &Config) {
     limits::set_memory_cap_mb(config.int(SANDBOX_MEMORY_MB));
     limits::set_time_limit_ms(config.int(SANDBOX_TIME_LIMIT_MS));
     limits::set_main_thread_time_limit_ms(config.int(MAIN_THREAD_TIME_LIMIT_MS));
+    limits::set_max_reply_mb(config.int(MAX_REPLY_MB));
 }
 
 /// Installs the configuration parsed from the module arguments.

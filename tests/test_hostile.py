@@ -111,3 +111,36 @@ def test_many_clients_while_a_script_spins(limited_server):
         assert r.set(f"k{i}", i)
     spinner.join()
     assert r.get("k49") == "49"
+
+
+def test_reply_size_cap(r):
+    r.execute_command("RG.CONFIGSET", "SandboxMaxReplyMB", "1")
+    try:
+        r.set("two_mb", "x" * (2 << 20))
+        err = pyexec_err(r, "execute('get', 'two_mb')")
+        assert "exceeds the limit of 1 MB (SandboxMaxReplyMB)" in err
+        reply = pyexec(r, "GB('PythonReader').run(lambda: ('y' * 1000 for i in range(3000)))")
+        assert reply[0] == [] and "SandboxMaxReplyMB" in reply[1][0]
+        assert pyexec(r, "execute('strlen', 'two_mb')") == "OK"  # small replies still fine
+    finally:
+        r.execute_command("RG.CONFIGSET", "SandboxMaxReplyMB", "128")
+        r.delete("two_mb")
+    assert_fine(r)
+
+
+def test_memory_held_by_a_time_event_is_capped(r):
+    r.execute_command("RG.CONFIGSET", "SandboxMemoryMB", "64")
+    try:
+        script = ("hoard = []\n"
+                  "def grow():\n"
+                  "    hoard.append(bytearray(16 << 20))\n"
+                  "    execute('set', 'hoard', len(hoard))\n"
+                  "registerTE(1, grow)\n")
+        assert pyexec(r, script) == "OK"
+        # MemoryError inside the callback stops the event; its session is then freed
+        assert wait_for(lambda: r.info("rg")["rg_ntimeevents"] == 0, timeout=10)
+        assert 1 <= int(r.get("hoard")) < 4
+        assert wait_for(lambda: r.info("rg")["rg_guest_memory_bytes"] == 0, timeout=5)
+    finally:
+        r.execute_command("RG.CONFIGSET", "SandboxMemoryMB", "256")
+    assert_fine(r)

@@ -240,6 +240,10 @@ impl Guest {
             };
             let rc = export.call(&mut *store, (ptr, len))?;
             fns.free.call(&mut *store, ptr)?;
+            let out_len = fns.out_len.call(&mut *store, ())? as usize;
+            if let Some(refusal) = limits::reply_too_large(out_len) {
+                return Ok(refused_results(refusal));
+            }
             let out = Self::read_output(store, &fns)?;
             if rc != 0 {
                 wasmtime::bail!("the flow failed: {}", String::from_utf8_lossy(&out));
@@ -248,6 +252,11 @@ impl Guest {
         })?;
         Reply::decode(&encoded).map_err(|e| SandboxError::Host(format!("malformed results from the sandbox: {e}")))
     }
+}
+
+/// `[[], [why]]`: the results a flow gets instead of ones too large to hand out.
+fn refused_results(why: String) -> Vec<u8> {
+    Reply::Array(vec![Reply::Array(Vec::new()), Reply::Array(vec![Reply::Bulk(why.into_bytes())])]).to_bytes()
 }
 
 /// What a script created, to be applied only because it succeeded.

@@ -132,7 +132,11 @@ fn serve(
 ) -> wasmtime::Result<i32> {
     let request = read_bytes(caller, ptr, len)?;
     let reply = answer(caller.data_mut(), &request);
-    Ok(if give_to_guest(caller, &reply.to_bytes(), reply_ptr, reply_len)? { 0 } else { -1 })
+    let mut bytes = reply.to_bytes();
+    if let Some(refusal) = super::limits::reply_too_large(bytes.len()) {
+        bytes = Reply::Error(format!("ERR {refusal}").into_bytes()).to_bytes();
+    }
+    Ok(if give_to_guest(caller, &bytes, reply_ptr, reply_len)? { 0 } else { -1 })
 }
 
 fn not_available() -> Reply {

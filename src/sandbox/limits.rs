@@ -7,6 +7,20 @@ static MEMORY_CAP_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
 static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(5000);
 /// Work inline on Redis's main thread (sync registrations, hooks) blocks every client.
 static MAIN_THREAD_TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(500);
+/// Largest reply crossing the boundary either way (a command's reply into the guest, a
+/// flow's results out of it).
+static MAX_REPLY_BYTES: AtomicUsize = AtomicUsize::new(128 << 20);
+
+pub fn set_max_reply_mb(mb: i64) {
+    MAX_REPLY_BYTES.store((mb.max(1) as usize) << 20, Ordering::Relaxed);
+}
+
+/// The refusal for a reply of `len` bytes, if it is over the cap.
+pub fn reply_too_large(len: usize) -> Option<String> {
+    let cap = MAX_REPLY_BYTES.load(Ordering::Relaxed);
+    (len > cap).then(|| format!("reply of {len} bytes exceeds the limit of {} MB (SandboxMaxReplyMB)", cap >> 20))
+}
+
 /// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).
 static GUEST_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(0);
 
