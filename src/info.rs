@@ -16,6 +16,13 @@ fn rg_info(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
         .field("ntimeevents", time_events::count() as i64)?
         .field("guest_memory_bytes", limits::guest_memory_bytes() as i64)?
         .build_section()?;
+    let (total, peak, current) = limits::guest_memory_stats();
+    let builder = builder
+        .add_section("python_stats")
+        .field("TotalAllocated", total as i64)?
+        .field("PeakAllocated", peak as i64)?
+        .field("CurrAllocated", current as i64)?
+        .build_section()?;
     if for_crash_report {
         // A crash report must not wait for a lock a crashed thread may hold.
         return builder.build_info().map(|_| ());

@@ -119,6 +119,8 @@ guarded_commands! {
     dump_sessions => commands::sessions::dump_sessions,
     inner_register => commands::inner::inner_register,
     inner_unregister => commands::inner::inner_unregister,
+    py_stats => commands::python::py_stats,
+    py_profile => commands::python::py_profile,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -155,6 +157,8 @@ mod entry {
             ["rg.innerhook", inner_hook, "may-replicate", 0, 0, 0, ""],
             ["rg.pydumpsessions", dump_sessions, "readonly", 0, 0, 0, ""],
             ["rg.innerregister", inner_register, "write", 0, 0, 0, ""],
+            ["rg.pystats", py_stats, "readonly", 0, 0, 0, ""],
+            ["rg.pyprofile", py_profile, "readonly", 0, 0, 0, ""],
             ["rg.innerunregister", inner_unregister, "write", 0, 0, 0, ""],
         ],
         event_handlers: [

@@ -5,6 +5,7 @@ pub mod config;
 pub mod executions;
 pub mod inner;
 pub mod pyexecute;
+pub mod python;
 pub mod registrations;
 pub mod sessions;
 

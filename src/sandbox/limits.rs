@@ -23,6 +23,9 @@ pub fn reply_too_large(len: usize) -> Option<String> {
 
 /// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).
 static GUEST_MEMORY_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// All growth ever (RG.PYSTATS TotalAllocated) and the highest total (PeakAllocated).
+static GUEST_MEMORY_GROWN: AtomicUsize = AtomicUsize::new(0);
+static GUEST_MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// How often the epoch ticker advances: deadlines and aborts are checked at this pace.
 pub const EPOCH_TICK_MS: u64 = 10;
@@ -50,6 +53,15 @@ pub fn time_limit_ms() -> u64 {
     TIME_LIMIT_MS.load(Ordering::Relaxed)
 }
 
+/// (total ever allocated, peak, current) bytes of all sessions' linear memories.
+pub fn guest_memory_stats() -> (usize, usize, usize) {
+    (
+        GUEST_MEMORY_GROWN.load(Ordering::Relaxed),
+        GUEST_MEMORY_PEAK.load(Ordering::Relaxed),
+        GUEST_MEMORY_BYTES.load(Ordering::Relaxed),
+    )
+}
+
 pub fn guest_memory_bytes() -> usize {
     GUEST_MEMORY_BYTES.load(Ordering::Relaxed)
 }
@@ -63,7 +75,10 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn account(&mut self, desired: usize) {
-        GUEST_MEMORY_BYTES.fetch_add(desired - self.current.min(desired), Ordering::Relaxed);
+        let grown = desired - self.current.min(desired);
+        let total = GUEST_MEMORY_BYTES.fetch_add(grown, Ordering::Relaxed) + grown;
+        GUEST_MEMORY_GROWN.fetch_add(grown, Ordering::Relaxed);
+        GUEST_MEMORY_PEAK.fetch_max(total, Ordering::Relaxed);
         self.current = desired;
     }
 }

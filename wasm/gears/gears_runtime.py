@@ -220,6 +220,48 @@ def format_error(exc, tb):
         return "Error type: %s" % type(exc).__name__
 
 
+_profiler = None  # cProfile.Profile of this session's callbacks while ProfileExecutions is on
+
+
+def _profiled(entry):
+    """Runs a host entry under the session's profiler when ProfileExecutions is set."""
+    def run(arg):
+        global _profiler
+        if _gears_host.config_get("ProfileExecutions") in (None, "0"):
+            return entry(arg)
+        if _profiler is None:
+            import cProfile
+            _profiler = cProfile.Profile()
+        _profiler.enable()
+        try:
+            return entry(arg)
+        finally:
+            _profiler.disable()
+    run.__name__ = entry.__name__
+    return run
+
+
+def _profile_request(op, order="tottime"):
+    """RG.PYPROFILE: the stats text (STATS) or a fresh start (RESET)."""
+    global _profiler
+    if op == "reset":
+        _profiler = None
+        return gears_encode.encode_results(["OK"], [])
+    if _profiler is None:
+        return gears_encode.encode_results([], ["session has no profile stats (is ProfileExecutions on?)"])
+    import io
+    import pstats
+    out = io.StringIO()
+    try:
+        stats = pstats.Stats(_profiler, stream=out).sort_stats(order)
+    except KeyError:
+        return gears_encode.encode_results([], ["unknown sort order %s" % order])
+    stats.print_stats()
+    stats.print_callers()
+    stats.print_callees()
+    return gears_encode.encode_results([out.getvalue()], [])
+
+
 _time_events = {}  # time event id (from the host) -> callback
 _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
@@ -272,6 +314,7 @@ def _register(flow, fields, on_registered):
     return registration_id
 
 
+@_profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
     registration_id, *record = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
@@ -283,6 +326,7 @@ def _run_trigger(payload):
     return gears_encode.encode_results(results, errors)
 
 
+@_profiled
 def _run_key_event(payload):
     """A key event: payload = encoded [registration id, key, event]; encoded results."""
     registration_id, key, event = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
@@ -334,12 +378,15 @@ def _dispatch(payload):
     """The host's other entries: encoded [kind, fields...]."""
     kind, *fields = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
     if kind == "stream":
-        return _run_stream_batch(*fields)
+        return _profiled(lambda f: _run_stream_batch(*f))(fields)
     if kind == "timer":
-        return _run_time_event(int(fields[0]))
+        return _profiled(_run_time_event)(int(fields[0]))
+    if kind == "profile":
+        return _profile_request(*fields)
     return gears_encode.encode_results([], ["unknown entry %r" % kind])
 
 
+@_profiled
 def _run_execution(execution_id):
     """Runs a created flow; the encoded [[results], [errors]]."""
     flow = _flows.pop(execution_id, None)

@@ -1,0 +1,68 @@
+//! RG.PYSTATS (memory of all sessions' sandboxes) and RG.PYPROFILE STATS|RESET <session>.
+
+use crate::codec::{encode_args, Reply};
+use crate::flows::split_results;
+use crate::reply::{bulk, send};
+use crate::sandbox::{limits, EntrySetup};
+use crate::session::Callback;
+use crate::worker_context::WorkerContext;
+use crate::{linked_sessions, redis_call, workers};
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use std::sync::Arc;
+
+/// Linear memory of the sandboxes: what CPython allocated from them (RedisGears counted
+/// Python's allocator; a sandbox's memory is the same figure, at page granularity).
+pub fn py_stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let (total, peak, current) = limits::guest_memory_stats();
+    send(
+        ctx,
+        &Reply::Array(vec![
+            bulk("TotalAllocated"),
+            Reply::Int(total as i64),
+            bulk("PeakAllocated"),
+            Reply::Int(peak as i64),
+            bulk("CurrAllocated"),
+            Reply::Int(current as i64),
+        ]),
+    );
+    Ok(RedisValue::NoReply)
+}
+
+/// RG.PYPROFILE STATS <session> [order] | RESET <session>: the session's cProfile.
+pub fn py_profile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy()).collect();
+    let (op, session_id, order) = match words.as_slice() {
+        [op, id] => (op.to_ascii_lowercase(), id.clone(), "tottime".to_string()),
+        [op, id, order] if op.eq_ignore_ascii_case("stats") => ("stats".into(), id.clone(), order.clone()),
+        _ => return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE")),
+    };
+    if op != "stats" && op != "reset" {
+        return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE"));
+    }
+    let session = linked_sessions::find(&session_id).ok_or(RedisError::Str("session does not exists"))?;
+    if super::blocking_denied(ctx) {
+        return Err(RedisError::Str(super::BLOCKING_NOT_ALLOWED));
+    }
+    let payload = encode_args(&[b"profile".as_slice(), op.as_bytes(), order.as_bytes()]);
+    let client = Arc::new(WorkerContext::block(ctx));
+    workers::submit(move || {
+        let setup = EntrySetup::new(redis_call::for_client(&client));
+        let reply = match session.callback(Callback::Dispatch, &payload, setup) {
+            Ok(out) => {
+                let outcome = split_results(out.reply);
+                match (outcome.errors.into_iter().next(), outcome.results.into_iter().next()) {
+                    (Some(e), _) => Reply::Error(e.into_bytes()),
+                    (None, Some(Reply::Bulk(b))) if b == b"OK" => Reply::Status(b),
+                    (None, Some(r)) => r,
+                    (None, None) => Reply::Null,
+                }
+            }
+            Err(e) => Reply::Error(e.to_string().into_bytes()),
+        };
+        client.reply(&reply);
+    });
+    Ok(RedisValue::NoReply)
+}
