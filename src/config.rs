@@ -70,6 +70,7 @@ const KEYS: &[Key] = &[
     int_key(MAX_REPLY_MB, || Value::Int(128), Settable::Runtime, 1),
     int_key(MAX_PENDING_EVENTS, || Value::Int(1000), Settable::Runtime, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
+    str_key(WHEELHOUSE_DIR, || Value::Str(String::new()), Settable::LoadOnly),
 ];
 
 pub const MAX_EXECUTIONS: &str = "MaxExecutions";
@@ -82,6 +83,7 @@ pub const MAX_SESSIONS: &str = "MaxSessions";
 pub const MAX_REPLY_MB: &str = "SandboxMaxReplyMB";
 pub const EXECUTION_THREADS: &str = "ExecutionThreads";
 pub const GUEST_DIR: &str = "GuestDir";
+pub const WHEELHOUSE_DIR: &str = "WheelhouseDir";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {

@@ -30,6 +30,7 @@ mod settings;
 mod streams;
 mod time_events;
 mod timers;
+mod wheelhouse;
 mod worker_context;
 mod workers;
 
@@ -121,6 +122,7 @@ guarded_commands! {
     inner_unregister => commands::inner::inner_unregister,
     py_stats => commands::python::py_stats,
     py_profile => commands::python::py_profile,
+    py_dump_reqs => commands::python::py_dump_reqs,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -159,6 +161,7 @@ mod entry {
             ["rg.innerregister", inner_register, "write", 0, 0, 0, ""],
             ["rg.pystats", py_stats, "readonly", 0, 0, 0, ""],
             ["rg.pyprofile", py_profile, "readonly", 0, 0, 0, ""],
+            ["rg.pydumpreqs", py_dump_reqs, "readonly", 0, 0, 0, ""],
             ["rg.innerunregister", inner_unregister, "write", 0, 0, 0, ""],
         ],
         event_handlers: [

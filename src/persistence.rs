@@ -24,6 +24,8 @@ pub struct SavedSession {
     pub registration_ids: Vec<String>,
     /// The session this one replaced (UPGRADE / REPLACE_WITH), for replicas and the AOF.
     pub replaces: Option<String>,
+    /// Its `REQUIREMENTS` as given (resolved again in the wheelhouse when loading).
+    pub requirements: Vec<String>,
 }
 
 fn text(b: &[u8]) -> String {
@@ -38,16 +40,18 @@ impl SavedSession {
             script: session.script.clone(),
             registration_ids: registrations::ids_of(session),
             replaces,
+            requirements: session.requirements.iter().map(|r| r.spec.clone()).collect(),
         }
     }
 
-    /// `[id, description, has_description, replaces, script, ids...]`.
+    /// `[id, description, has_description, replaces, requirements (one per line), script, ids...]`.
     pub fn fields(&self) -> Vec<Vec<u8>> {
         let mut out = vec![
             self.id.clone().into_bytes(),
             self.description.clone().unwrap_or_default().into_bytes(),
             if self.description.is_some() { b"1".to_vec() } else { b"0".to_vec() },
             self.replaces.clone().unwrap_or_default().into_bytes(),
+            self.requirements.join("\n").into_bytes(),
             self.script.clone(),
         ];
         out.extend(self.registration_ids.iter().map(|i| i.clone().into_bytes()));
@@ -55,13 +59,14 @@ impl SavedSession {
     }
 
     pub fn from_fields(fields: &[&[u8]]) -> Option<SavedSession> {
-        let [id, desc, has_desc, replaces, script, ids @ ..] = fields else { return None };
+        let [id, desc, has_desc, replaces, requirements, script, ids @ ..] = fields else { return None };
         Some(SavedSession {
             id: text(id),
             description: (*has_desc == b"1").then(|| text(desc)),
             script: script.to_vec(),
             registration_ids: ids.iter().map(|i| text(i)).collect(),
             replaces: (!replaces.is_empty()).then(|| text(replaces)),
+            requirements: text(requirements).lines().map(str::to_string).collect(),
         })
     }
 }
@@ -138,8 +143,10 @@ fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisMo
         return Ok(()); // still alive as saved
     }
     let replacing = existing.or_else(|| saved.replaces.as_deref().and_then(linked_sessions::find));
-    let session = Session::create_for(Some(saved.id.clone()), saved.description.clone(), saved.script.clone())
-        .map_err(|e| e.to_string())?;
+    let requirements = crate::wheelhouse::resolve(crate::settings::wheelhouse_dir().as_deref(), &saved.requirements)?;
+    let session =
+        Session::create_for(Some(saved.id.clone()), saved.description.clone(), saved.script.clone(), requirements)
+            .map_err(|e| e.to_string())?;
     let caller = Box::new(RestoreCaller { ctx });
     let (outcome, created) =
         session.exec_script(&saved.script, caller, saved.registration_ids.clone()).map_err(|e| e.to_string())?;
@@ -225,6 +232,7 @@ mod tests {
                 script: b"GB().register()\n\x00\xff".to_vec(),
                 registration_ids: vec!["0-1".into(), "0-2".into()],
                 replaces: None,
+                requirements: vec!["a==1".into(), "b".into()],
             },
             SavedSession {
                 id: "b".into(),
@@ -232,6 +240,7 @@ mod tests {
                 script: Vec::new(),
                 registration_ids: vec![],
                 replaces: Some("a".into()),
+                requirements: vec![],
             },
         ];
         assert_eq!(decode(&encode(&sessions)).unwrap(), sessions);

@@ -4,6 +4,7 @@
 
 use crate::codec::Reply;
 use crate::sandbox::{self, CommandCtx, Created, EntrySetup, Guest, RedisCaller, SandboxError, ScriptOutcome};
+use crate::wheelhouse::Requirement;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,8 @@ pub struct Session {
     pub script: Vec<u8>,
     /// Replaced by an UPGRADE / REPLACE_WITH.
     dead: AtomicBool,
+    /// Its `REQUIREMENTS`, resolved in the wheelhouse.
+    pub requirements: Vec<Requirement>,
 }
 
 /// Which guest entry point runs a registration's callback.
@@ -66,6 +69,7 @@ impl Session {
         id: Option<String>,
         description: Option<String>,
         script: Vec<u8>,
+        requirements: Vec<Requirement>,
     ) -> Result<Arc<Session>, SandboxError> {
         let rt = sandbox::runtime().ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
@@ -78,6 +82,7 @@ impl Session {
             description,
             script,
             dead: AtomicBool::new(false),
+            requirements,
         }))
     }
 
@@ -119,7 +124,8 @@ impl Session {
         restore_ids: Vec<String>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let mut guest = self.guest();
-        let done = guest.exec_script(script, redis, restore_ids);
+        let wheels = self.requirements.iter().map(|r| (r.name.clone(), Arc::clone(&r.bytes))).collect();
+        let done = guest.exec_script(script, redis, restore_ids, wheels);
         self.start_time_events(&mut guest);
         done
     }

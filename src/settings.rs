@@ -43,6 +43,14 @@ pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
     Ok(outcome)
 }
 
+/// Where `REQUIREMENTS` are looked up, if configured.
+pub fn wheelhouse_dir() -> Option<std::path::PathBuf> {
+    match get(crate::config::WHEELHOUSE_DIR) {
+        Ok(Value::Str(dir)) if !dir.is_empty() => Some(dir.into()),
+        _ => None,
+    }
+}
+
 pub fn lookup_for_script(name: &str) -> Option<String> {
     settings().lookup_for_script(name)
 }

@@ -6,7 +6,9 @@ use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
 use crate::sandbox::ScriptOutcome;
 use crate::session::Session;
 use crate::worker_context::WorkerContext;
-use crate::{executions, flows, linked_sessions, persistence, redis_call, registrations, workers};
+use crate::{
+    executions, flows, linked_sessions, persistence, redis_call, registrations, settings, wheelhouse, workers,
+};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -64,13 +66,7 @@ fn check_session_options(args: &PyExecuteArgs) -> Result<(), RedisError> {
     if let Some(conflict) = session_conflict(args) {
         return Err(RedisError::String(conflict));
     }
-    match &args.requirements {
-        Some(reqs) if !reqs.is_empty() => Err(RedisError::String(format!(
-            "Could not satisfy requirements (no wheelhouse is configured): {}",
-            reqs.join(" ")
-        ))),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 type Client = Arc<WorkerContext>;
@@ -81,10 +77,16 @@ fn send(client: &Client, reply: &Reply) {
 
 /// Runs the script, then the execution its `run()` created, if any; answers the client.
 fn run_script(args: PyExecuteArgs, tsc: &Client) {
-    let session = match Session::create_for(args.id.clone(), args.description.clone(), args.script.clone()) {
-        Ok(session) => session,
-        Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
+    let specs = args.requirements.clone().unwrap_or_default();
+    let requirements = match wheelhouse::resolve(settings::wheelhouse_dir().as_deref(), &specs) {
+        Ok(found) => found,
+        Err(e) => return send(tsc, &Reply::Error(e.into_bytes())),
     };
+    let session =
+        match Session::create_for(args.id.clone(), args.description.clone(), args.script.clone(), requirements) {
+            Ok(session) => session,
+            Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
+        };
     let (outcome, created) = match session.exec_script(&args.script, redis_call::for_client(tsc), Vec::new()) {
         Ok(done) => done,
         Err(e) => {

@@ -66,3 +66,44 @@ pub fn py_profile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     });
     Ok(RedisValue::NoReply)
 }
+
+/// RG.PYDUMPREQS: the requirements sessions use (from the wheelhouse), 18 items each.
+pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 1 {
+        return Err(RedisError::WrongArity);
+    }
+    let mut seen: std::collections::BTreeMap<(String, String), (String, usize)> = Default::default();
+    for session in linked_sessions::linked() {
+        for req in &session.requirements {
+            seen.entry((req.name.clone(), req.version.clone())).or_insert_with(|| (req.file.clone(), 0)).1 += 1;
+        }
+    }
+    let dir = crate::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let entries = seen
+        .into_iter()
+        .map(|((name, _version), (file, sessions))| {
+            Reply::Array(vec![
+                bulk("GearReqVersion"),
+                Reply::Int(1),
+                bulk("Name"),
+                bulk(name),
+                bulk("IsDownloaded"),
+                bulk("yes"),
+                bulk("IsInstalled"),
+                bulk("yes"),
+                bulk("CompiledOs"),
+                bulk("any"),
+                bulk("Wheels"),
+                Reply::Array(vec![bulk(file)]),
+                bulk("Path"),
+                bulk(dir.as_str()),
+                bulk("RefCount"),
+                Reply::Int(sessions as i64),
+                bulk("IsInReqDictionary"),
+                bulk("yes"),
+            ])
+        })
+        .collect();
+    send(ctx, &Reply::Array(entries));
+    Ok(RedisValue::NoReply)
+}

@@ -25,7 +25,7 @@ fn entry(session: &Arc<Session>, verbose: bool) -> Reply {
         bulk("requirementInstallationNeeded"),
         Reply::Int(0),
         bulk("requirements"),
-        Reply::Array(Vec::new()),
+        Reply::Array(session.requirements.iter().map(|r| bulk(r.name.as_str())).collect()),
         bulk("registrations"),
         registrations::of_session(session, verbose),
     ])

@@ -175,10 +175,12 @@ impl Guest {
         script: &[u8],
         redis: Box<dyn RedisCaller>,
         restore_ids: Vec<String>,
+        wheels: Vec<(String, Arc<Vec<u8>>)>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
         let (fns, exec) = (self.fns(), self.exports.exec_script.clone());
         let outcome = self.enter(Some(EntrySetup::new(redis)), |store| {
             store.data_mut().entry.restore_ids = restore_ids.into();
+            store.data_mut().entry.wheels = wheels;
             let Some((ptr, len)) = Self::write_input(store, &fns, script)? else {
                 return Ok(ScriptOutcome::PythonError("MemoryError: the script does not fit in the sandbox".into()));
             };

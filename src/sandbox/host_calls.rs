@@ -61,6 +61,8 @@ pub(super) struct Entry {
     pub time_events: Vec<u64>,
     /// Re-creating a session: its registrations get these ids back, in order.
     pub restore_ids: std::collections::VecDeque<String>,
+    /// A script's requirements: (name, wheel bytes) it imports from.
+    pub wheels: Vec<(String, Arc<Vec<u8>>)>,
 }
 
 impl Entry {
@@ -74,6 +76,7 @@ impl Entry {
             command: None,
             time_events: Vec::new(),
             restore_ids: Default::default(),
+            wheels: Vec::new(),
         }
     }
 }
@@ -286,6 +289,15 @@ fn answer_request(entry: &mut Entry, op: &[u8], fields: &[&[u8]]) -> Reply {
             _ => error("Can not get CommandHook ctx"),
         },
         b"time_event" => time_event(entry, fields),
+        b"requirements" => Reply::Array(
+            entry
+                .wheels
+                .iter()
+                .map(|(name, bytes)| {
+                    Reply::Array(vec![Reply::Bulk(name.clone().into_bytes()), Reply::Bulk(bytes.to_vec())])
+                })
+                .collect(),
+        ),
         _ => error("unknown request"),
     }
 }

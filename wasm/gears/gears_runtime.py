@@ -275,6 +275,10 @@ def _exec_script(source):
     session_globals = dict(_BASE)
     _script_ran = False
     try:
+        wheels = _gears_host.request(["requirements"])
+        if wheels:
+            import gears_wheels
+            gears_wheels.install(wheels)
         code = compile(source, "<string>", "exec")
         exec(code, session_globals)
         for _, on_registered in _staged:

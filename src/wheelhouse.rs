@@ -1,0 +1,110 @@
+//! `REQUIREMENTS`: there is no network at run time, so requirements come from a local
+//! directory of pure-Python wheels (`WheelhouseDir`). Each session that asks for some gets
+//! their bytes and imports from them in memory: nothing is installed, nothing shared.
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// A resolved requirement: the wheel that satisfies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// As the user wrote it (`name` or `name==version`).
+    pub spec: String,
+    pub name: String,
+    pub version: String,
+    pub file: String,
+    pub bytes: Arc<Vec<u8>>,
+}
+
+/// PEP 503 normalisation: case-insensitive, `-`, `_` and `.` alike.
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// `name` or `name==version`.
+fn parse_spec(spec: &str) -> (String, Option<String>) {
+    match spec.split_once("==") {
+        Some((name, version)) => (normalize(name.trim()), Some(version.trim().to_string())),
+        None => (normalize(spec.trim()), None),
+    }
+}
+
+/// (normalised name, version) of a pure-Python wheel file name, else None:
+/// `{dist}-{version}(-{build})?-{python}-none-any.whl`.
+fn pure_wheel(file: &str) -> Option<(String, String)> {
+    let stem = file.strip_suffix(".whl")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    if parts.len() < 5 || parts[parts.len() - 2] != "none" || parts[parts.len() - 1] != "any" {
+        return None;
+    }
+    Some((normalize(parts[0]), parts[1].to_string()))
+}
+
+/// Numeric-aware version order ("1.10" > "1.9").
+fn version_key(v: &str) -> Vec<(u64, String)> {
+    v.split('.').map(|p| (p.parse().unwrap_or(0), p.to_string())).collect()
+}
+
+/// The wheel file (among `files`) for each spec: the newest matching one.
+pub fn choose(files: &[String], specs: &[String]) -> Result<Vec<(String, String, String, String)>, String> {
+    let wheels: Vec<(String, String, &String)> =
+        files.iter().filter_map(|f| pure_wheel(f).map(|(n, v)| (n, v, f))).collect();
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, version) = parse_spec(spec);
+            wheels
+                .iter()
+                .filter(|(n, v, _)| *n == name && version.as_ref().is_none_or(|want| want == v))
+                .max_by_key(|(_, v, _)| version_key(v))
+                .map(|(n, v, f)| (spec.clone(), n.clone(), v.clone(), (*f).clone()))
+                .ok_or_else(|| format!("Could not satisfy requirements, {spec} is not in the wheelhouse"))
+        })
+        .collect()
+}
+
+/// Resolves `specs` in `dir` and reads the wheels.
+pub fn resolve(dir: Option<&Path>, specs: &[String]) -> Result<Vec<Requirement>, String> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = dir.ok_or_else(|| {
+        format!("Could not satisfy requirements (no WheelhouseDir is configured): {}", specs.join(" "))
+    })?;
+    let files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("Could not satisfy requirements, wheelhouse {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    choose(&files, specs)?
+        .into_iter()
+        .map(|(spec, name, version, file)| {
+            let bytes = std::fs::read(dir.join(&file)).map_err(|e| format!("Could not read wheel {file}: {e}"))?;
+            Ok(Requirement { spec, name, version, file, bytes: Arc::new(bytes) })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn picks_the_newest_pure_wheel_matching_each_spec() {
+        let have = files(&[
+            "Tiny_Lib-1.9-py3-none-any.whl",
+            "tiny_lib-1.10-py3-none-any.whl",
+            "native-2.0-cp313-cp313-manylinux_2_17_x86_64.whl",
+            "README.txt",
+        ]);
+        let chosen = choose(&have, &files(&["tiny-lib", "TINY.LIB==1.9"])).unwrap();
+        assert_eq!(chosen[0].3, "tiny_lib-1.10-py3-none-any.whl");
+        assert_eq!(chosen[1].3, "Tiny_Lib-1.9-py3-none-any.whl");
+        let err = choose(&have, &files(&["native"])).unwrap_err();
+        assert!(err.contains("native is not in the wheelhouse"));
+        assert!(choose(&have, &files(&["tiny-lib==3"])).is_err());
+    }
+}
