@@ -14,7 +14,12 @@ import redis
 RG_COMMANDS = ["RG.PYEXECUTE", "RG.GETRESULTS", "RG.GETRESULTSBLOCKING", "RG.DUMPEXECUTIONS",
                "RG.GETEXECUTION", "RG.DROPEXECUTION", "RG.ABORTEXECUTION", "RG.CONFIGGET",
                "RG.CONFIGSET", "RG.TRIGGER", "RG.TRIGGERONKEY", "RG.DUMPREGISTRATIONS", "RG.UNREGISTER",
-               "RG.CLEARREGISTRATIONSSTATS"]
+               "RG.CLEARREGISTRATIONSSTATS", "RG.PYDUMPSESSIONS", "RG.PAUSEREGISTRATIONS",
+               "RG.UNPAUSEREGISTRATIONS", "RG.PYSTATS", "RG.PYPROFILE", "RG.PYDUMPREQS", "RG.INNERREGISTER",
+               "RG.INNERUNREGISTER", "RG.INNERHOOK"]
+# Plain commands on fz:* keys: they fire the generated registrations, hooks and streams.
+PLAIN = [["SET", "fz:a", "1"], ["GET", "fz:a"], ["HSET", "fz:h", "f", "v"], ["INCR", "fz:n"],
+         ["XADD", "fz:s", "*", "f", "v"], ["DEL", "fz:a"], ["GET", "fz:missing"], ["LPUSH", "fz:l", "x"]]
 WORDS = ["fz1", "fz2", "fz3", "UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
          "CLUSTER", "MaxExecutions", "ProfileExecutions", "FuzzExtra", "ExecutionThreads", "",
          "0", "-1", "99999999999999999999", "0000000000000000000000000000000000000000-1"]
@@ -33,12 +38,20 @@ READERS = ["GB()", "GB('KeysReader')", "GB('KeysOnlyReader')", "GB('PythonReader
 RUNS = [".run()", ".run('fz:*')", ".run(lambda: (i for i in range(20)))", ".run(convertToStr=False)",
         ".run(mode='sync')", ".run('fz:a', noScan=True)", ".run(readValue=False)", ".register()",
         ".register(trigger='fz1')", ".register(trigger='fz2', mode='sync')", ".register(trigger=1)",
-        ".register(trigger='fz3', onRegistered=lambda: execute('incr', 'fz:n'))", ".register(hook='set')"]
+        ".register(trigger='fz3', onRegistered=lambda: execute('incr', 'fz:n'))", ".register(hook='set')",
+        ".register(prefix='fz:*', mode='sync')", ".register(hook='get', keyprefix='fz:')",
+        ".register(hook='hset', mode='sync')", ".register(prefix='fz:*', commands=['hset', 'incr'])",
+        ".register(prefix='fz:*', batch=2, duration=20, onFailedPolicy='retry', onFailedRetryInterval=1)",
+        ".register(prefix='fz:*', eventTypes=['keymiss'], mode='sync')", ".register(hook='multi')"]
 SNIPPETS = ["x = 1", "raise ValueError('fuzz')", "def f(:", "import os\nos.close(3)", "import json\njson.x = 1",
             "l = [0] * 100000", "while True: pass", "import sys\nsys.setrecursionlimit(10**6)\ndef r(): r()\nr()",
             "with atomic():\n    execute('incr', 'fz:n')", "log('fuzz')", "print('fuzz')", "hashtag()",
             "configGet('FuzzExtra')", "open('/etc/passwd')", "import socket\nsocket.socket()",
-            "bytearray(10**9)", "b'\\x00' * 1000", "exec('1+')", "__import__('gc').get_objects()[:10]"]
+            "bytearray(10**9)", "b'\\x00' * 1000", "exec('1+')", "__import__('gc').get_objects()[:10]",
+            "registerTE(1, lambda: execute('incr', 'fz:te'))", "registerTE(1, lambda: 1/0, 'fz:tek')",
+            "call_next('x')", "override_reply('x')", "get_command()",
+            "GB('CommandReader').map(lambda x: call_next(*x[1:])).register(hook='incr', keyprefix='fz:')",
+            "GB().foreach(lambda x: override_reply('-ERR fuzz')).register(prefix='fz:*', commands=['hset'])"]
 
 
 def script(rng):
@@ -56,6 +69,8 @@ def script(rng):
 
 
 def command(rng, known_ids):
+    if rng.random() < 0.15:
+        return list(rng.choice(PLAIN))
     name = rng.choice(RG_COMMANDS)
     if name == "RG.PYEXECUTE":
         args = [script(rng)] + rng.sample(WORDS, rng.randint(0, 2))
