@@ -177,7 +177,10 @@ fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult
     workers::submit(move || {
         let setup = EntrySetup { command, ..EntrySetup::new(redis_call::for_client(&client)) };
         let result = target.session.callback(Callback::Trigger, &payload, setup);
-        client.reply(&hook_reply(&target.id, started, result));
+        let reply = hook_reply(&target.id, started, result);
+        drop(target); // before the client hears back: its session's refcount is exact then
+        client.reply(&reply);
+        client.unblock();
     });
     Ok(RedisValue::NoReply)
 }

@@ -239,8 +239,8 @@ GB('StreamReader').foreach(flaky).register(prefix='rs', onFailedPolicy='retry', 
     assert pyexec(r, script) == "OK"
     eid = r.xadd("rs", {"x": 1})
     assert wait_for(lambda: r.get("attempts") == "1")
-    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
-    assert as_dict(as_dict(entry)["RegistrationData"])["status"] == "WAITING_FOR_RETRY_ON_FAILURE"
+    status = lambda: as_dict(as_dict(r.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])["status"]
+    assert wait_for(lambda: status() == "WAITING_FOR_RETRY_ON_FAILURE")
     assert wait_for(lambda: r.lrange("done", 0, -1) == [eid], timeout=6)
     assert r.get("attempts") == "3"
     data = as_dict(as_dict(r.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])

@@ -43,7 +43,10 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     workers::submit(move || {
         let setup = EntrySetup::new(redis_call::for_client(&client));
         let result = target.session.callback(Callback::Trigger, &payload, setup);
-        client.reply(&trigger_reply(&target.id, started, result));
+        let reply = trigger_reply(&target.id, started, result);
+        drop(target); // before the client hears back: its session's refcount is exact then
+        client.reply(&reply);
+        client.unblock();
     });
     Ok(RedisValue::NoReply)
 }

@@ -315,11 +315,44 @@ def _stream_registration(prefix, mode, kwargs):
     return [prefix, str(batch), str(duration), "1" if trim else "0", policy, str(retry)]
 
 
+_PASS_THROUGH = ("topyrecord", "collect", "repartition")
+_PER_RECORD = _PASS_THROUGH + ("map", "filter", "foreach", "flatmap")
+
+
 class Flow:
     """A flow ready to run: reader, its argument and kwargs, steps."""
 
     def __init__(self, reader, arg, kwargs, steps):
         self.reader, self.arg, self.kwargs, self.steps = reader, arg, kwargs, steps
+        self.per_record = all(kind in _PER_RECORD for kind, *_ in steps)
+
+    def run_one(self, record, errors, format_error):
+        """One event's record through the flow. Flows of per-record steps (the usual case
+        for registrations) run it directly, without building a generator chain."""
+        if not self.per_record:
+            return list(self.records(errors, format_error, source=iter([record])))
+        records = [record]
+        for kind, *args in self.steps:
+            if kind in _PASS_THROUGH:
+                continue
+            f, out = args[0], []
+            for r in records:
+                try:
+                    if kind == "map":
+                        out.append(f(r))
+                    elif kind == "filter":
+                        if f(r):
+                            out.append(r)
+                    elif kind == "foreach":
+                        f(r)
+                        out.append(r)
+                    else:  # flatmap
+                        v = f(r)
+                        out.extend(v) if isinstance(v, list) else out.append(v)
+                except Exception as exc:
+                    errors.append(format_error(exc, exc.__traceback__))
+            records = out
+        return records
 
     def plan(self):
         """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""

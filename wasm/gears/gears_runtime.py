@@ -326,7 +326,7 @@ def _run_trigger(payload):
     if flow is None:
         return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
     errors = []
-    results = list(flow.records(errors, format_error, source=iter([record])))
+    results = flow.run_one(record, errors, format_error)
     return gears_encode.encode_results(results, errors)
 
 
@@ -339,8 +339,7 @@ def _run_key_event(payload):
         return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
     errors = []
-    for _ in flow.records(errors, format_error, source=iter([record])):
-        pass  # nobody reads an event's results: only its errors count
+    flow.run_one(record, errors, format_error)  # nobody reads an event's results: only errors
     return gears_encode.encode_results([], errors)
 
 
