@@ -206,6 +206,33 @@ def test_time_limit_in_execute_loop(limited_server):
     assert_healthy(r)
 
 
+def test_sleeping_past_the_time_limit_is_stopped(limited_server):
+    # time.sleep blocks in WASI's poll_oneoff, outside wasm code: the deadline must reach it.
+    r = limited_server.client()
+    th, res = pyexec_in_thread(limited_server, "import time\ntime.sleep(3600)")
+    th.join(15)
+    assert not th.is_alive()
+    expect_error(res, "time limit of 1000 ms")
+    assert res["elapsed"] < 5
+    started = time.monotonic()
+    assert pyexec(r, "import time\nt = time.monotonic()\ntime.sleep(0.2)\nassert time.monotonic() - t >= 0.2") == "OK"
+    assert time.monotonic() - started >= 0.2
+    assert_healthy(r)
+
+
+def test_abort_reaches_a_sleeping_execution(limited_server):
+    r = limited_server.client()
+    eid = r.execute_command("RG.PYEXECUTE", "import time\nGB('PythonReader').run(lambda: time.sleep(0.9) or 1)",
+                            "UNBLOCKING")
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert r.execute_command("RG.ABORTEXECUTION", eid) == "OK"
+    assert wait_for(lambda: dict(zip(*[iter(r.execute_command("RG.GETEXECUTION", eid)[0][3])] * 2))["status"]
+                    == "aborted", timeout=2)
+    assert time.monotonic() - started < 0.5
+    r.execute_command("RG.DROPEXECUTION", eid)
+
+
 def test_failing_sessions_leave_other_data_alone(limited_server):
     r = limited_server.client()
     r.flushall()

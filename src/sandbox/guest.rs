@@ -1,6 +1,6 @@
 //! One session's instance of the guest: its own store, linear memory and WASI fd table.
 
-use super::host_calls::{CommandCtx, CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller};
+use super::host_calls::{CommandCtx, CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller, Stopped};
 use super::limits::{self, MemoryLimiter};
 use super::log_stream::LogStream;
 use super::{Runtime, SandboxError};
@@ -274,15 +274,6 @@ struct GuestFns {
     free: TypedFunc<u32, ()>,
     out_ptr: TypedFunc<(), u32>,
     out_len: TypedFunc<(), u32>,
-}
-
-/// Why the epoch check stopped a call.
-#[derive(Debug, thiserror::Error)]
-enum Stopped {
-    #[error("aborted")]
-    Aborted,
-    #[error("deadline")]
-    Deadline,
 }
 
 fn check_entry(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {

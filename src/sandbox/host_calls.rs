@@ -81,6 +81,15 @@ impl Entry {
     }
 }
 
+/// Why an entry was stopped (by the epoch check or a sleep that reached the deadline).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Stopped {
+    #[error("aborted")]
+    Aborted,
+    #[error("deadline")]
+    Deadline,
+}
+
 pub struct HostState {
     pub(super) wasi: WasiP1Ctx,
     pub(super) limiter: MemoryLimiter,
@@ -339,6 +348,7 @@ fn config_get(
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     p1::add_to_linker_sync(linker, |state: &mut HostState| &mut state.wasi)?;
+    super::wasi_time::add_to_linker(linker)?;
     linker.func_wrap("gears", "call", call)?;
     linker.func_wrap("gears", "log", log)?;
     linker.func_wrap("gears", "config_get", config_get)?;

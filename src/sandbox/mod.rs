@@ -5,6 +5,7 @@ mod guest;
 mod host_calls;
 pub mod limits;
 mod log_stream;
+mod wasi_time;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
