@@ -158,30 +158,11 @@ fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult
     let mut payload: Vec<&[u8]> = vec![target.id.as_bytes()];
     payload.extend(command.iter().map(Vec::as_slice));
     let payload = encode_args(&payload);
-    let hook_ctx = || Some(CommandCtx { args: command.clone(), hook: true, override_reply: None });
-    let denied = blocking_denied(ctx);
-    let started = Instant::now();
-    if target.sync || denied {
-        let setup = EntrySetup { command: hook_ctx(), main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
-        match target.session.try_callback(Callback::Trigger, &payload, setup) {
-            Some(result) => {
-                send(ctx, &hook_reply(&target.id, started, result));
-                return Ok(RedisValue::NoReply);
-            }
-            None if denied => return Err(RedisError::Str("ERR the hook's session is busy, try again")),
-            None => {}
-        }
-    }
-    let client = Arc::new(WorkerContext::block(ctx));
-    let command = hook_ctx();
-    workers::submit(move || {
-        let setup = EntrySetup { command, ..EntrySetup::new(redis_call::for_client(&client)) };
-        let result = target.session.callback(Callback::Trigger, &payload, setup);
-        let reply = hook_reply(&target.id, started, result);
-        drop(target); // before the client hears back: its session's refcount is exact then
-        client.reply(&reply);
-        client.unblock();
-    });
+    let hook = Some(CommandCtx { args: command, hook: true, override_reply: None });
+    // Inside MULTI/Lua a hook cannot wait for a worker: it runs inline there too.
+    let inline = target.sync || blocking_denied(ctx);
+    crate::client_callbacks::run_and_answer(ctx, target, payload, hook, inline, hook_reply)
+        .map_err(|()| RedisError::Str("ERR the hook's session is busy, try again"))?;
     Ok(RedisValue::NoReply)
 }
 

@@ -29,7 +29,7 @@ fn rg_info(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
     }
     // RedisGears' own spelling of the section name.
     let mut section = builder.add_section("regisrations");
-    for (id, summary) in registrations::info_fields() {
+    for (id, summary) in crate::registration_dump::info_fields() {
         section = section.field(&id, summary)?;
     }
     section.build_section()?.build_info()?;

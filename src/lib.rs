@@ -9,6 +9,7 @@ pub mod codec;
 pub mod config;
 pub mod pyexecute_args;
 
+mod client_callbacks;
 mod command_hooks;
 mod commands;
 mod executions;
@@ -21,6 +22,7 @@ mod linked_sessions;
 mod persistence;
 mod redis_call;
 mod redis_log;
+mod registration_dump;
 mod registrations;
 mod registry;
 mod reply;

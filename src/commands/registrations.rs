@@ -1,16 +1,12 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
-use super::blocking_denied;
 use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations;
 use crate::reply::send;
-use crate::sandbox::{EntrySetup, SandboxError};
-use crate::session::{Callback, CallbackOutput};
-use crate::worker_context::WorkerContext;
-use crate::{redis_call, workers};
+use crate::sandbox::SandboxError;
+use crate::session::CallbackOutput;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
-use std::sync::Arc;
 use std::time::Instant;
 
 const NO_BLOCKING: &str =
@@ -27,27 +23,10 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut payload: Vec<&[u8]> = vec![target.id.as_bytes()];
     payload.extend(record.iter().map(Vec::as_slice));
     let payload = encode_args(&payload);
-    let started = Instant::now();
-    if target.sync {
-        // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
-        let setup = EntrySetup { main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
-        if let Some(result) = target.session.try_callback(Callback::Trigger, &payload, setup) {
-            send(ctx, &trigger_reply(&target.id, started, result));
-            return Ok(RedisValue::NoReply);
-        }
-    }
-    if blocking_denied(ctx) {
-        return Err(RedisError::Str(NO_BLOCKING));
-    }
-    let client = Arc::new(WorkerContext::block(ctx));
-    workers::submit(move || {
-        let setup = EntrySetup::new(redis_call::for_client(&client));
-        let result = target.session.callback(Callback::Trigger, &payload, setup);
-        let reply = trigger_reply(&target.id, started, result);
-        drop(target); // before the client hears back: its session's refcount is exact then
-        client.reply(&reply);
-        client.unblock();
-    });
+    // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
+    let inline = target.sync;
+    crate::client_callbacks::run_and_answer(ctx, target, payload, None, inline, trigger_reply)
+        .map_err(|()| RedisError::Str(NO_BLOCKING))?;
     Ok(RedisValue::NoReply)
 }
 
@@ -84,7 +63,7 @@ pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    send(ctx, &registrations::dump());
+    send(ctx, &crate::registration_dump::dump());
     Ok(RedisValue::NoReply)
 }
 

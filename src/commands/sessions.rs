@@ -3,7 +3,7 @@
 use crate::codec::Reply;
 use crate::reply::{bulk, send};
 use crate::session::Session;
-use crate::{linked_sessions, persistence, registrations};
+use crate::{linked_sessions, persistence, registration_dump};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ fn entry(session: &Arc<Session>, verbose: bool) -> Reply {
         bulk("requirements"),
         Reply::Array(session.requirements.iter().map(|r| bulk(r.name.as_str())).collect()),
         bulk("registrations"),
-        registrations::of_session(session, verbose),
+        registration_dump::of_session(session, verbose),
     ])
 }
 

@@ -1,0 +1,51 @@
+//! Running a CommandReader flow (RG.TRIGGER, a hook) for the client that asked, and
+//! answering it: inline on this thread when wanted and the session is free, else on a worker
+//! with the client blocked.
+
+use crate::commands::blocking_denied;
+use crate::reply::send;
+use crate::sandbox::{CommandCtx, EntrySetup, SandboxError};
+use crate::session::{Callback, CallbackOutput};
+use crate::worker_context::WorkerContext;
+use crate::{redis_call, registrations::Target, workers};
+use redis_module::Context;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Turns a run's outcome into the client's reply (and records it).
+pub type Answer = fn(&str, Instant, Result<CallbackOutput, SandboxError>) -> crate::codec::Reply;
+
+/// Runs `target`'s flow on `payload` and answers the client of `ctx`. Inline when `inline`
+/// (then within `ctx`, also inside MULTI/Lua). Err(()) when that was not possible and the
+/// client cannot block either (the caller words the error).
+pub fn run_and_answer(
+    ctx: &Context,
+    target: Target,
+    payload: Vec<u8>,
+    command: Option<CommandCtx>,
+    inline: bool,
+    answer: Answer,
+) -> Result<(), ()> {
+    let started = Instant::now();
+    if inline {
+        let setup =
+            EntrySetup { command: command.clone(), main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
+        if let Some(result) = target.session.try_callback(Callback::Trigger, &payload, setup) {
+            send(ctx, &answer(&target.id, started, result));
+            return Ok(());
+        }
+    }
+    if blocking_denied(ctx) {
+        return Err(());
+    }
+    let client = Arc::new(WorkerContext::block(ctx));
+    workers::submit(move || {
+        let setup = EntrySetup { command, ..EntrySetup::new(redis_call::for_client(&client)) };
+        let result = target.session.callback(Callback::Trigger, &payload, setup);
+        let reply = answer(&target.id, started, result);
+        drop(target); // before the client hears back: its session's refcount is exact then
+        client.reply(&reply);
+        client.unblock();
+    });
+    Ok(())
+}
