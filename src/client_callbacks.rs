@@ -2,6 +2,7 @@
 //! answering it: inline on this thread when wanted and the session is free, else on a worker
 //! with the client blocked.
 
+use crate::codec::Reply;
 use crate::commands::blocking_denied;
 use crate::reply::send;
 use crate::sandbox::{CommandCtx, EntrySetup, SandboxError};
@@ -27,25 +28,53 @@ pub fn run_and_answer(
     answer: Answer,
 ) -> Result<(), ()> {
     let started = Instant::now();
+    let denied = blocking_denied(ctx);
     if inline {
-        let setup =
-            EntrySetup { command: command.clone(), main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
-        if let Some(result) = target.session.try_callback(Callback::Trigger, &payload, setup) {
-            send(ctx, &answer(&target.id, started, result));
-            return Ok(());
+        let setup = EntrySetup {
+            command: command.clone(),
+            main_thread: true,
+            async_allowed: !denied,
+            ..EntrySetup::new(redis_call::inline(ctx))
+        };
+        match target.session.try_callback(Callback::Trigger, &payload, setup) {
+            // Its records wait for async steps: the client waits for them.
+            Some(Ok(out)) if out.deferred.is_some() => {
+                out.then(answer_later(Arc::new(WorkerContext::block(ctx)), target, started, answer));
+                return Ok(());
+            }
+            Some(result) => {
+                send(ctx, &answer(&target.id, started, result));
+                return Ok(());
+            }
+            None => {}
         }
     }
-    if blocking_denied(ctx) {
+    if denied {
         return Err(());
     }
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
         let setup = EntrySetup { command, ..EntrySetup::new(redis_call::for_client(&client)) };
-        let result = target.session.callback(Callback::Trigger, &payload, setup);
+        match target.session.callback(Callback::Trigger, &payload, setup) {
+            Ok(out) => out.then(answer_later(client, target, started, answer)),
+            Err(e) => answer_later(client, target, started, answer)(Err(e)),
+        }
+    });
+    Ok(())
+}
+
+/// Answers the blocked client with the run's results, whenever they come.
+fn answer_later(
+    client: Arc<WorkerContext>,
+    target: Target,
+    started: Instant,
+    answer: Answer,
+) -> impl FnOnce(Result<Reply, SandboxError>) + Send + 'static {
+    move |result| {
+        let result = result.map(|reply| CallbackOutput { reply, command: None, deferred: None });
         let reply = answer(&target.id, started, result);
         drop(target); // before the client hears back: its session's refcount is exact then
         client.reply(&reply);
         client.unblock();
-    });
-    Ok(())
+    }
 }

@@ -16,7 +16,7 @@ use crate::worker_context::WorkerContext;
 use crate::{key_events, redis_call, workers};
 use redis_module::{raw, Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -168,45 +168,77 @@ fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult
 
 /// Runs the `commands=` registrations a command fired, then replies: the last
 /// `override_reply` given, else the command's own reply. Inline when they are all `sync`
-/// (or the client cannot block) and their sessions are free, else on a worker.
+/// (or the client cannot block) and their sessions are free, else on a worker. The client
+/// also waits for records that wait for async steps.
 fn run_deferred(ctx: &Context, deferred: Vec<(Target, Vec<u8>)>, args: Vec<Vec<u8>>, reply: Reply) -> RedisResult {
     let denied = blocking_denied(ctx);
     let mut command = CommandCtx { args, hook: false, override_reply: None };
-    let mut remaining = Vec::new();
+    let mut remaining = VecDeque::new();
     let inline = denied || deferred.iter().all(|(t, _)| t.sync);
-    for (target, payload) in deferred {
-        if !inline || !remaining.is_empty() {
-            remaining.push((target, payload));
-            continue;
-        }
+    let mut fired = deferred.into_iter();
+    while let Some((target, payload)) = if inline { fired.next() } else { None } {
         let setup = EntrySetup {
             command: Some(command.clone()),
             main_thread: true,
+            async_allowed: !denied,
             ..EntrySetup::new(redis_call::inline(ctx))
         };
         let started = Instant::now();
         match target.session.try_callback(Callback::KeyEvent, &payload, setup) {
+            Some(Ok(out)) if out.deferred.is_some() => {
+                let client = Arc::new(WorkerContext::block(ctx));
+                let command = out.command.clone().unwrap_or(command);
+                let rest = fired.collect();
+                out.then(move |result| {
+                    key_events::record(&target.id, started, result);
+                    drop(target);
+                    continue_chain(client, rest, command, reply);
+                });
+                return Ok(RedisValue::NoReply);
+            }
             Some(result) => command = finish_one(&target.id, started, result, command),
             None if denied => key_events::queue(target, payload),
-            None => remaining.push((target, payload)),
+            None => {
+                remaining.push_back((target, payload));
+                break;
+            }
         }
     }
+    remaining.extend(fired);
     if remaining.is_empty() {
         send(ctx, command.override_reply.as_ref().unwrap_or(&reply));
         return Ok(RedisValue::NoReply);
     }
     let client = Arc::new(WorkerContext::block(ctx));
-    workers::submit(move || {
-        for (target, payload) in remaining {
-            let setup =
-                EntrySetup { command: Some(command.clone()), ..EntrySetup::new(redis_call::for_client(&client)) };
-            let started = Instant::now();
-            let result = target.session.callback(Callback::KeyEvent, &payload, setup);
-            command = finish_one(&target.id, started, result, command);
-        }
-        client.reply(command.override_reply.as_ref().unwrap_or(&reply));
-    });
+    workers::submit(move || continue_chain(client, remaining, command, reply));
     Ok(RedisValue::NoReply)
+}
+
+/// Runs the remaining `commands=` registrations one after the other (on a worker, or where
+/// the records of one that waited finished), then answers the client.
+fn continue_chain(
+    client: Arc<WorkerContext>,
+    mut remaining: VecDeque<(Target, Vec<u8>)>,
+    mut command: CommandCtx,
+    reply: Reply,
+) {
+    while let Some((target, payload)) = remaining.pop_front() {
+        let setup = EntrySetup { command: Some(command.clone()), ..EntrySetup::new(redis_call::for_client(&client)) };
+        let started = Instant::now();
+        match target.session.callback(Callback::KeyEvent, &payload, setup) {
+            Ok(out) if out.deferred.is_some() => {
+                let command = out.command.clone().unwrap_or(command);
+                out.then(move |result| {
+                    key_events::record(&target.id, started, result);
+                    drop(target);
+                    continue_chain(client, remaining, command, reply);
+                });
+                return;
+            }
+            result => command = finish_one(&target.id, started, result, command),
+        }
+    }
+    client.reply(command.override_reply.as_ref().unwrap_or(&reply));
 }
 
 /// Records one `commands=` run; keeps the override it set, if any.

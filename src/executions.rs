@@ -41,12 +41,15 @@ pub struct Execution {
     /// Per step in plan order, with ProfileExecutions (else empty: durations show as 0).
     pub step_ms: Vec<u64>,
     pub abort: Arc<AtomicBool>,
-    pub waiters: Vec<WorkerContext>,
+    pub waiters: Vec<Arc<WorkerContext>>,
+    /// A blocking RG.PYEXECUTE waits for it: dropped once its client has the results.
+    pub drop_when_answered: bool,
     /// Created by a registration's event (listed with `registered` 1).
     pub registered: bool,
-    /// Held, never read: the session lives as long as its executions (not the finished
-    /// records a registration leaves: those must not keep an unregistered session alive).
-    #[allow(dead_code)]
+    /// Its records wait for async steps: the token its results will come with.
+    pub waiting: Option<u64>,
+    /// The session lives as long as its executions (not the finished records a
+    /// registration leaves: those must not keep an unregistered session alive).
     session: Option<Arc<Session>>,
 }
 
@@ -57,6 +60,10 @@ impl Finished for Execution {
 }
 
 impl Execution {
+    pub fn session(&self) -> Option<Arc<Session>> {
+        self.session.clone()
+    }
+
     /// `[[results...], [errors...]]`.
     pub fn results_reply(&self) -> Reply {
         let errors = self.errors.iter().map(|e| Reply::Bulk(e.clone().into_bytes())).collect();
@@ -87,7 +94,9 @@ pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool
         step_ms: Vec::new(),
         abort: Arc::clone(&abort),
         waiters: Vec::new(),
+        drop_when_answered: false,
         registered: false,
+        waiting: None,
         session: Some(session),
     };
     let evicted = {
@@ -111,7 +120,9 @@ pub fn add_registered(id: String, total_ms: u64, first_error: Option<&str>, evic
         step_ms: Vec::new(),
         abort: Arc::new(AtomicBool::new(false)),
         waiters: Vec::new(),
+        drop_when_answered: false,
         registered: true,
+        waiting: None,
         session: None,
     };
     let evicted = {

@@ -4,8 +4,7 @@
 use crate::codec::Reply;
 use crate::executions::{self, Status};
 use crate::sandbox::{RedisCaller, SandboxError};
-use crate::session::Session;
-use crate::worker_context::WorkerContext;
+use crate::session::{CallbackOutput, Session};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,23 +61,70 @@ pub fn run(id: &str, session: &Session, abort: Arc<AtomicBool>, redis: Box<dyn R
         }
     };
     let started = Instant::now();
-    let outcome = if !starting {
-        Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string())
-    } else {
-        match session.run_execution(id, redis, abort) {
-            Ok(reply) => split_results(reply),
-            Err(e @ SandboxError::Aborted) => Outcome::failed(Status::Aborted, e.to_string()),
-            Err(e) => {
-                crate::redis_log::warning(&format!("wasmgears: execution {id}: {e}"));
-                Outcome::failed(Status::Done, e.to_string())
-            }
-        }
-    };
+    if !starting {
+        let outcome = Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string());
+        return finish(id, outcome, 0);
+    }
+    let result = session.run_execution(id, redis, abort);
+    if let Ok(out @ CallbackOutput { deferred: Some(token), .. }) = result {
+        // Its records wait (async steps): it finishes when the session completes the token,
+        // unless RG.ABORTEXECUTION finishes it first.
+        set_waiting(id, Some(token));
+        let id = id.to_string();
+        out.then(move |result| {
+            set_waiting(&id, None);
+            finish(&id, outcome_of(&id, result), started.elapsed().as_millis() as u64);
+        });
+        return;
+    }
+    let outcome = outcome_of(id, result.map(|out| out.reply));
     finish(id, outcome, started.elapsed().as_millis() as u64);
 }
 
+fn outcome_of(id: &str, result: Result<Reply, SandboxError>) -> Outcome {
+    match result {
+        Ok(reply) => split_results(reply),
+        Err(e @ SandboxError::Aborted) => Outcome::failed(Status::Aborted, e.to_string()),
+        Err(e) => {
+            crate::redis_log::warning(&format!("wasmgears: execution {id}: {e}"));
+            Outcome::failed(Status::Done, e.to_string())
+        }
+    }
+}
+
+fn set_waiting(id: &str, token: Option<u64>) {
+    if let Some(e) = executions::registry().get_mut(id) {
+        e.waiting = token;
+    }
+}
+
+/// RG.ABORTEXECUTION of an execution whose records wait: it ends now, as aborted, and its
+/// session drops the waiting records. False if it is not waiting.
+pub fn abort_waiting(id: &str) -> bool {
+    let (token, session) = {
+        let mut reg = executions::registry();
+        match reg.get_mut(id) {
+            Some(e) if e.status == Status::Running && e.waiting.is_some() => (e.waiting.take(), e.session()),
+            _ => return false,
+        }
+    };
+    let Some(token) = token else { return false };
+    if !crate::deferred::results().cancel(token) {
+        return false; // completing right now: it finishes by itself
+    }
+    finish(id, Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string()), 0);
+    if let Some(session) = session {
+        crate::workers::submit(move || {
+            let payload = crate::codec::encode_args(&[b"cancel".as_slice(), token.to_string().as_bytes()]);
+            let setup = crate::sandbox::EntrySetup::new(crate::redis_call::detached());
+            let _ = session.callback(crate::session::Callback::Dispatch, &payload, setup);
+        });
+    }
+    true
+}
+
 fn finish(id: &str, outcome: Outcome, total_ms: u64) {
-    let (waiters, reply) = {
+    let (waiters, reply, dropped) = {
         let mut reg = executions::registry();
         let Some(e) = reg.get_mut(id) else { return };
         e.status = outcome.status;
@@ -86,14 +132,14 @@ fn finish(id: &str, outcome: Outcome, total_ms: u64) {
         e.errors = outcome.errors;
         e.step_ms = outcome.step_ms;
         e.total_ms = total_ms;
-        (std::mem::take(&mut e.waiters), e.results_reply())
+        let answered = (std::mem::take(&mut e.waiters), e.results_reply());
+        let dropped = if e.drop_when_answered { reg.remove(id) } else { None };
+        (answered.0, answered.1, dropped)
     };
+    drop(dropped); // outside the lock: this may free the session
     for waiter in waiters {
-        reply_to_blocked(waiter, &reply);
+        // Clients blocked by RG.GETRESULTSBLOCKING or a blocking RG.PYEXECUTE.
+        waiter.reply(&reply);
+        waiter.unblock();
     }
-}
-
-/// Answers a client blocked by RG.GETRESULTSBLOCKING.
-fn reply_to_blocked(client: WorkerContext, reply: &Reply) {
-    client.reply(reply);
 }

@@ -7,7 +7,7 @@ use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations::Target;
 use crate::sandbox::{EntrySetup, SandboxError};
-use crate::session::Callback;
+use crate::session::{Callback, CallbackOutput};
 use crate::{command_hooks, redis_call, registrations, streams, workers};
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,13 +66,26 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
 /// session is free; false if it is busy on a worker (which may be waiting for the Redis lock
 /// this thread holds), and the event is queued like an async one instead.
 fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
-    let setup = EntrySetup { main_thread: true, ..EntrySetup::new(redis_call::inline(ctx)) };
+    let setup = EntrySetup {
+        main_thread: true,
+        async_allowed: !crate::commands::blocking_denied(ctx),
+        ..EntrySetup::new(redis_call::inline(ctx))
+    };
     let started = Instant::now();
     let Some(result) = target.session.try_callback(Callback::KeyEvent, payload, setup) else {
         return false;
     };
-    record(&target.id, started, result.map(|out| out.reply));
+    record_when_done(target.clone(), started, result);
     true
+}
+
+/// Records the run once its results are in (now, or when its waiting records finish: the
+/// continuation holds the registration's session meanwhile).
+pub fn record_when_done(target: Target, started: Instant, result: Result<CallbackOutput, SandboxError>) {
+    match result {
+        Ok(out) => out.then(move |result| record(&target.id, started, result)),
+        Err(e) => record(&target.id, started, Err(e)),
+    }
 }
 
 pub fn record(id: &str, started: Instant, result: Result<Reply, SandboxError>) {
@@ -96,6 +109,6 @@ pub fn queue(target: Target, payload: Vec<u8>) {
         let started = Instant::now();
         let setup = EntrySetup::new(redis_call::detached());
         let result = target.session.callback(Callback::KeyEvent, &payload, setup);
-        record(&target.id, started, result.map(|out| out.reply));
+        record_when_done(target, started, result);
     });
 }

@@ -12,6 +12,7 @@ pub mod pyexecute_args;
 mod client_callbacks;
 mod command_hooks;
 mod commands;
+mod deferred;
 mod executions;
 mod flows;
 #[cfg(test)]

@@ -344,6 +344,11 @@ fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
     }
 }
 
+/// The session a registration runs in.
+pub fn session_of(id: &str) -> Option<Arc<Session>> {
+    seq(id).and_then(|k| registry().get(&k).map(|(_, r)| Arc::clone(&r.session)))
+}
+
 /// Removes a registration; its session is freed with its last holder (outside the lock).
 pub fn unregister(id: &str) -> bool {
     let removed = seq(id).and_then(|k| registry().remove(&k));

@@ -2,13 +2,17 @@
 //! script created (the RG.PYEXECUTE call now; executions, registrations and time events
 //! later). Dropping the last `Arc` drops the instance and returns its memory.
 
-use crate::codec::Reply;
-use crate::sandbox::{self, CommandCtx, Created, EntrySetup, Guest, RedisCaller, SandboxError, ScriptOutcome};
+use crate::codec::{encode_args, Reply};
+use crate::sandbox::{
+    self, AfterEntry, CommandCtx, Created, EntrySetup, Guest, RedisCaller, SandboxError, ScriptOutcome,
+};
 use crate::wheelhouse::Requirement;
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::time::{Duration, Instant};
 
 static LIVE_SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
@@ -25,6 +29,10 @@ pub struct Session {
     dead: AtomicBool,
     /// Its `REQUIREMENTS`, resolved in the wheelhouse.
     pub requirements: Vec<Requirement>,
+    /// Deferred results (records waiting in this session) not yet completed.
+    waiting: Mutex<HashSet<u64>>,
+    /// The next run of its event loop: when, and the timer that will do it.
+    wake: Mutex<Option<(Instant, u64)>>,
 }
 
 /// Which guest entry point runs a registration's callback.
@@ -39,9 +47,22 @@ pub enum Callback {
 }
 
 /// What a callback returned: its encoded results and the command context it ran with.
+/// With `deferred`, the results come later through that token (deferred.rs): its records
+/// wait for async steps.
 pub struct CallbackOutput {
     pub reply: Reply,
     pub command: Option<CommandCtx>,
+    pub deferred: Option<u64>,
+}
+
+impl CallbackOutput {
+    /// Runs `then` with the results: now, or when the deferred ones arrive.
+    pub fn then(self, then: impl FnOnce(Result<Reply, SandboxError>) + Send + 'static) {
+        match self.deferred {
+            Some(token) => crate::deferred::results().attach(token, Box::new(then)),
+            None => then(Ok(self.reply)),
+        }
+    }
 }
 
 /// Sessions currently alive in this process.
@@ -83,6 +104,8 @@ impl Session {
             script,
             dead: AtomicBool::new(false),
             requirements,
+            waiting: Mutex::new(HashSet::new()),
+            wake: Mutex::new(None),
         }))
     }
 
@@ -127,6 +150,10 @@ impl Session {
         let wheels = self.requirements.iter().map(|r| (r.name.clone(), Arc::clone(&r.bytes))).collect();
         let done = guest.exec_script(script, redis, restore_ids, wheels);
         self.start_time_events(&mut guest);
+        let after = guest.take_after();
+        let poisoned = guest.is_poisoned();
+        drop(guest);
+        self.after_entry(after, poisoned, done.is_ok());
         done
     }
 
@@ -145,8 +172,8 @@ impl Session {
 
     /// Runs a registration's (or time event's) callback, waiting for the session if busy.
     pub fn callback(&self, kind: Callback, payload: &[u8], setup: EntrySetup) -> Result<CallbackOutput, SandboxError> {
-        let mut guest = self.guest();
-        self.finish_callback(&mut guest, kind, payload, setup)
+        let guest = self.guest();
+        self.finish_callback(guest, kind, payload, setup)
     }
 
     /// The same, only if the session is free now (inline work on the main thread must not
@@ -157,21 +184,26 @@ impl Session {
         payload: &[u8],
         setup: EntrySetup,
     ) -> Option<Result<CallbackOutput, SandboxError>> {
-        let mut guest = self.try_guest()?;
-        Some(self.finish_callback(&mut guest, kind, payload, setup))
+        let guest = self.try_guest()?;
+        Some(self.finish_callback(guest, kind, payload, setup))
     }
 
     fn finish_callback(
         &self,
-        guest: &mut Guest,
+        mut guest: MutexGuard<'_, Guest>,
         kind: Callback,
         payload: &[u8],
         setup: EntrySetup,
     ) -> Result<CallbackOutput, SandboxError> {
-        let result = Self::run_callback(guest, kind, payload, setup);
-        self.start_time_events(guest);
+        let result = Self::run_callback(&mut guest, kind, payload, setup);
+        self.start_time_events(&mut guest);
         let command = guest.take_command();
-        result.map(|reply| CallbackOutput { reply, command })
+        let after = guest.take_after();
+        let poisoned = guest.is_poisoned();
+        drop(guest);
+        let deferred = if result.is_ok() { after.deferred } else { None };
+        self.after_entry(after, poisoned, result.is_ok());
+        result.map(|reply| CallbackOutput { reply, command, deferred })
     }
 
     pub fn run_execution(
@@ -179,11 +211,80 @@ impl Session {
         id: &str,
         redis: Box<dyn RedisCaller>,
         abort: Arc<AtomicBool>,
-    ) -> Result<Reply, SandboxError> {
+    ) -> Result<CallbackOutput, SandboxError> {
         let mut guest = self.guest();
-        let done = guest.run_execution(id, redis, abort);
+        let result = guest.run_execution(id, redis, abort);
         self.start_time_events(&mut guest);
-        done
+        let after = guest.take_after();
+        let poisoned = guest.is_poisoned();
+        drop(guest);
+        let deferred = if result.is_ok() { after.deferred } else { None };
+        self.after_entry(after, poisoned, result.is_ok());
+        result.map(|reply| CallbackOutput { reply, command: None, deferred })
+    }
+
+    /// With the session free again: notes the entry's deferred token, delivers the results
+    /// it completed, fails every waiting token if the instance is now unusable, and
+    /// schedules the next run of the event loop.
+    fn after_entry(&self, after: AfterEntry, poisoned: bool, succeeded: bool) {
+        let table = crate::deferred::results();
+        let mut failed = Vec::new();
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match after.deferred {
+                Some(token) if succeeded => {
+                    waiting.insert(token);
+                }
+                Some(token) => {
+                    table.cancel(token);
+                }
+                None => {}
+            }
+            for (token, _) in &after.completions {
+                waiting.remove(token);
+            }
+            if poisoned {
+                failed = waiting.drain().collect();
+            }
+        }
+        for (token, encoded) in after.completions {
+            let result = Reply::decode(&encoded)
+                .map_err(|e| SandboxError::Host(format!("malformed results from the sandbox: {e}")));
+            table.complete(token, result);
+        }
+        for token in failed {
+            let why = SandboxError::Poisoned("the session failed while records were waiting".into());
+            table.complete(token, Err(why));
+        }
+        if let (Some(ms), false) = (after.wake_ms, poisoned) {
+            self.schedule_wake(ms);
+        }
+    }
+
+    /// Runs the session's event loop in `ms` (unless a run is due sooner already).
+    fn schedule_wake(&self, ms: u64) {
+        let Some(me) = self.me.upgrade() else { return };
+        let at = Instant::now() + Duration::from_millis(ms);
+        let mut wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((when, timer)) = *wake {
+            if when <= at || !crate::timers::cancel(timer) {
+                return; // due sooner, or firing now: that run will ask again
+            }
+        }
+        // The timer holds the session: records waiting on a timer keep it alive.
+        let timer = crate::timers::after(Duration::from_millis(ms), move || {
+            crate::workers::submit(move || me.run_loop());
+        });
+        *wake = Some((at, timer));
+    }
+
+    /// A timer of the event loop is due: the loop runs in a `loop` entry.
+    fn run_loop(&self) {
+        *self.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let setup = EntrySetup::new(crate::redis_call::detached());
+        if let Err(e) = self.callback(Callback::Dispatch, &encode_args(&[b"loop".as_slice()]), setup) {
+            crate::redis_log::warning(&format!("wasmgears: session {}: event loop: {e}", self.id));
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use crate::reply::{bulk, send};
 use crate::worker_context::WorkerContext;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 const NO_PLAN: &str = "execution plan does not exist";
 
@@ -130,7 +131,7 @@ pub fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResul
         return Err(RedisError::Str(BLOCKING_NOT_ALLOWED));
     }
     // Registered under the registry lock, so the finishing worker cannot miss this client.
-    e.waiters.push(WorkerContext::block(ctx));
+    e.waiters.push(Arc::new(WorkerContext::block(ctx)));
     Ok(RedisValue::NoReply)
 }
 
@@ -158,5 +159,7 @@ pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             e.abort.store(true, Ordering::Relaxed);
         }
     }
+    // One waiting for async records is in no guest call to stop: it ends here.
+    crate::flows::abort_waiting(&id);
     done(ctx, Reply::Status(b"OK".to_vec()))
 }

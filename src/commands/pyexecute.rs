@@ -131,8 +131,19 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
         flows::run(&execution.id, &session, abort, redis_call::detached());
     } else {
         flows::run(&execution.id, &session, abort, redis_call::for_client(tsc));
-        // A blocking run's execution is dropped once its client has the results.
-        let finished = executions::registry().remove(&execution.id);
+        // A blocking run's execution is dropped once its client has the results; if its
+        // records wait for async steps, the client waits with them.
+        let finished = {
+            let mut reg = executions::registry();
+            match reg.get_mut(&execution.id) {
+                Some(e) if e.waiting.is_some() => {
+                    e.waiters.push(Arc::clone(tsc));
+                    e.drop_when_answered = true;
+                    return;
+                }
+                _ => reg.remove(&execution.id),
+            }
+        };
         let reply = finished.map(|e| e.results_reply());
         send(tsc, &reply.unwrap_or_else(|| Reply::Error(b"execution was dropped while running".to_vec())));
     }

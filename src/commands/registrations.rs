@@ -4,8 +4,9 @@ use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations;
 use crate::reply::send;
-use crate::sandbox::SandboxError;
-use crate::session::CallbackOutput;
+use crate::sandbox::{EntrySetup, SandboxError};
+use crate::session::{Callback, CallbackOutput};
+use crate::{redis_call, workers};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::time::Instant;
 
@@ -68,15 +69,23 @@ pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
 }
 
 pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let id = match args.as_slice() {
-        [_, id] => id.to_string_lossy(),
-        [_, id, flag] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
+    let (id, abort_pending) = match args.as_slice() {
+        [_, id] => (id.to_string_lossy(), false),
+        [_, id, flag] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => (id.to_string_lossy(), true),
         _ => return Err(RedisError::WrongArity),
     };
+    let session = registrations::session_of(&id);
     if !registrations::unregister(&id) {
         return Err(RedisError::Str("execution is not registered"));
     }
     ctx.replicate("rg.innerunregister", &[id.as_str()]);
+    if let (true, Some(session)) = (abort_pending, session) {
+        // Its records that wait for async steps end with the forced-stop error.
+        let payload = encode_args(&[b"cancel_registration".as_slice(), id.as_bytes()]);
+        workers::submit(move || {
+            let _ = session.callback(Callback::Dispatch, &payload, EntrySetup::new(redis_call::detached()));
+        });
+    }
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

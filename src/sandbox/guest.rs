@@ -1,6 +1,8 @@
 //! One session's instance of the guest: its own store, linear memory and WASI fd table.
 
-use super::host_calls::{CommandCtx, CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller, Stopped};
+use super::host_calls::{
+    AfterEntry, CommandCtx, CreatedExecution, CreatedRegistration, Entry, HostState, RedisCaller, Stopped,
+};
 use super::limits::{self, MemoryLimiter};
 use super::log_stream::LogStream;
 use super::{Runtime, SandboxError};
@@ -66,11 +68,14 @@ pub struct EntrySetup {
     pub abort: Option<Arc<AtomicBool>>,
     pub command: Option<CommandCtx>,
     pub main_thread: bool,
+    /// Records may wait for async steps (false inside MULTI/Lua: `Creating async record is
+    /// not allow`).
+    pub async_allowed: bool,
 }
 
 impl EntrySetup {
     pub fn new(redis: Box<dyn RedisCaller>) -> EntrySetup {
-        EntrySetup { redis, abort: None, command: None, main_thread: false }
+        EntrySetup { redis, abort: None, command: None, main_thread: false, async_allowed: true }
     }
 }
 
@@ -108,9 +113,9 @@ impl Guest {
         if let Some(err) = &self.poisoned {
             return Err(SandboxError::Poisoned(err.to_string()));
         }
-        let (redis, abort, command, main_thread) = match setup {
-            Some(s) => (Some(s.redis), s.abort, s.command, s.main_thread),
-            None => (None, None, None, false),
+        let (redis, abort, command, main_thread, async_allowed) = match setup {
+            Some(s) => (Some(s.redis), s.abort, s.command, s.main_thread, s.async_allowed),
+            None => (None, None, None, false, false),
         };
         let limit = if main_thread {
             (limits::main_thread_time_limit_ms(), crate::config::MAIN_THREAD_TIME_LIMIT_MS)
@@ -119,7 +124,8 @@ impl Guest {
         };
         let deadline = Instant::now() + Duration::from_millis(limit.0);
         let time_events = std::mem::take(&mut self.store.data_mut().entry.time_events);
-        self.store.data_mut().entry = Entry { redis, abort, deadline, command, time_events, ..Entry::idle() };
+        self.store.data_mut().entry =
+            Entry { redis, abort, deadline, command, time_events, main_thread, async_allowed, ..Entry::idle() };
         // Every tick runs `check_entry`, which stops the call once aborted or past its deadline.
         self.store.set_epoch_deadline(1);
         let result = f(&mut self.store);
@@ -134,6 +140,16 @@ impl Guest {
     /// The time events the last entries reserved (to be started by the session).
     pub fn take_time_events(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.store.data_mut().entry.time_events)
+    }
+
+    /// What the last entry left to do after it (deferred results, completions, a wake-up).
+    pub fn take_after(&mut self) -> AfterEntry {
+        self.store.data_mut().entry.take_after()
+    }
+
+    /// Whether an earlier entry failed (the instance is not entered again).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     /// The command context the last entry ran with (its `override_reply`, if any).

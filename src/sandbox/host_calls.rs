@@ -63,6 +63,24 @@ pub(super) struct Entry {
     pub restore_ids: std::collections::VecDeque<String>,
     /// A script's requirements: (name, wheel bytes) it imports from.
     pub wheels: Vec<(String, Arc<Vec<u8>>)>,
+    /// On Redis's main thread (the session's loop then continues on a worker).
+    pub main_thread: bool,
+    /// Records may wait (not inside MULTI/Lua, nor for a client that cannot block).
+    pub async_allowed: bool,
+    /// The entry's own results come later, with this token (see deferred.rs).
+    pub deferred: Option<u64>,
+    /// Earlier deferred results that this entry completed: (token, encoded results).
+    pub completions: Vec<(u64, Vec<u8>)>,
+    /// When the session's event loop wants to run again (ms from now).
+    pub wake_ms: Option<u64>,
+}
+
+/// What an entry left for the host to do once the session is free again.
+#[derive(Default)]
+pub struct AfterEntry {
+    pub deferred: Option<u64>,
+    pub completions: Vec<(u64, Vec<u8>)>,
+    pub wake_ms: Option<u64>,
 }
 
 impl Entry {
@@ -77,6 +95,20 @@ impl Entry {
             time_events: Vec::new(),
             restore_ids: Default::default(),
             wheels: Vec::new(),
+            main_thread: false,
+            async_allowed: false,
+            deferred: None,
+            completions: Vec::new(),
+            wake_ms: None,
+        }
+    }
+
+    /// Takes what the entry left for after it.
+    pub fn take_after(&mut self) -> AfterEntry {
+        AfterEntry {
+            deferred: self.deferred.take(),
+            completions: std::mem::take(&mut self.completions),
+            wake_ms: self.wake_ms.take(),
         }
     }
 }
@@ -298,6 +330,31 @@ fn answer_request(entry: &mut Entry, op: &[u8], fields: &[&[u8]]) -> Reply {
             _ => error("Can not get CommandHook ctx"),
         },
         b"time_event" => time_event(entry, fields),
+        b"entry" => {
+            Reply::Array(vec![Reply::Int(i64::from(entry.main_thread)), Reply::Int(i64::from(entry.async_allowed))])
+        }
+        b"defer" if entry.async_allowed => {
+            let token = *entry.deferred.get_or_insert_with(|| crate::deferred::results().open());
+            Reply::Int(token as i64)
+        }
+        b"defer" => error("Creating async record is not allow"),
+        b"complete" => match fields {
+            [token, encoded] => match std::str::from_utf8(token).ok().and_then(|t| t.parse().ok()) {
+                Some(token) => {
+                    entry.completions.push((token, encoded.to_vec()));
+                    Reply::Status(b"OK".to_vec())
+                }
+                None => error("ERR bad token"),
+            },
+            _ => error("ERR wrong number of arguments"),
+        },
+        b"wake" => match fields.first().and_then(|f| std::str::from_utf8(f).ok()?.parse::<u64>().ok()) {
+            Some(ms) => {
+                entry.wake_ms = Some(entry.wake_ms.map_or(ms, |w| w.min(ms)));
+                Reply::Status(b"OK".to_vec())
+            }
+            None => error("ERR bad delay"),
+        },
         b"requirements" => Reply::Array(
             entry
                 .wheels

@@ -15,7 +15,7 @@ use thiserror::Error;
 use wasmtime::{Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 pub use guest::{Created, EntrySetup, Guest, ScriptOutcome};
-pub use host_calls::{CommandCtx, CreatedRegistration, HostState, RedisCaller};
+pub use host_calls::{AfterEntry, CommandCtx, CreatedRegistration, HostState, RedisCaller};
 
 /// Why an entry into the guest did not complete. After any of these the guest is poisoned:
 /// its Python state was cut off mid-flight and cannot be trusted again.

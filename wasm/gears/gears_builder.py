@@ -4,10 +4,10 @@ A flow is a reader plus a list of steps. Standalone, the global steps (collect,
 repartition) keep the records where they are, and groupby is a local group-and-reduce.
 """
 import copy
-import time
 import types
 
 import _gears_host
+import gears_pipeline
 import gears_readers
 
 error = _gears_host.error
@@ -315,44 +315,18 @@ def _stream_registration(prefix, mode, kwargs):
     return [prefix, str(batch), str(duration), "1" if trim else "0", policy, str(retry)]
 
 
-_PASS_THROUGH = ("topyrecord", "collect", "repartition")
-_PER_RECORD = _PASS_THROUGH + ("map", "filter", "foreach", "flatmap")
-
-
 class Flow:
     """A flow ready to run: reader, its argument and kwargs, steps."""
 
     def __init__(self, reader, arg, kwargs, steps):
         self.reader, self.arg, self.kwargs, self.steps = reader, arg, kwargs, steps
-        self.per_record = all(kind in _PER_RECORD for kind, *_ in steps)
 
-    def run_one(self, record, errors, format_error):
-        """One event's record through the flow. Flows of per-record steps (the usual case
-        for registrations) run it directly, without building a generator chain."""
-        if not self.per_record:
-            return list(self.records(errors, format_error, source=iter([record])))
-        records = [record]
-        for kind, *args in self.steps:
-            if kind in _PASS_THROUGH:
-                continue
-            f, out = args[0], []
-            for r in records:
-                try:
-                    if kind == "map":
-                        out.append(f(r))
-                    elif kind == "filter":
-                        if f(r):
-                            out.append(r)
-                    elif kind == "foreach":
-                        f(r)
-                        out.append(r)
-                    else:  # flatmap
-                        v = f(r)
-                        out.extend(v) if isinstance(v, list) else out.append(v)
-                except Exception as exc:
-                    errors.append(format_error(exc, exc.__traceback__))
-            records = out
-        return records
+    def start(self, errors, format_error, timings=None, source=None):
+        """A run of the flow over `source` (else its reader), fed: done unless records wait.
+        With `timings` ([0.0] * (steps + 1)), each stage's own time is added there."""
+        if source is None:
+            source = gears_readers.READERS[self.reader](self.arg, **self.kwargs)
+        return gears_pipeline.Run(self.steps, errors, format_error, timings).feed(source)
 
     def plan(self):
         """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""
@@ -362,129 +336,7 @@ class Flow:
             described.append((step_type, name, str(args[0]) if args else ""))
         return [field for step in reversed(described) for field in step]
 
-    def records(self, errors, format_error, timings=None, source=None):
-        """The flow's output records (from `source` instead of the reader when given). With
-        `timings` (a list), each stage's inclusive time is accumulated there: [reader, step 1,
-        ...] (ProfileExecutions)."""
-        it = source if source is not None else gears_readers.READERS[self.reader](self.arg, **self.kwargs)
-        it = _guarded_reader(it, errors, format_error)
-        if timings is not None:
-            timings.append(0.0)
-            it = _timed(it, timings, 0)
-        for kind, *args in self.steps:
-            it = _APPLY[kind](it, errors, format_error, *args)
-            if timings is not None:
-                timings.append(0.0)
-                it = _timed(it, timings, len(timings) - 1)
-        return it
-
-    def step_durations_ms(self, timings):
-        """Per-stage self time in ms, in plan order (last step first, reader last)."""
-        own = [timings[0]] + [timings[i] - timings[i - 1] for i in range(1, len(timings))]
-        return [int(max(t, 0.0) * 1000) for t in reversed(own)]
-
-
-def _timed(it, timings, slot):
-    it = iter(it)
-    while True:
-        started = time.perf_counter()
-        try:
-            record = next(it)
-        except StopIteration:
-            timings[slot] += time.perf_counter() - started
-            return
-        timings[slot] += time.perf_counter() - started
-        yield record
-
-
-def _guarded_reader(it, errors, format_error):
-    try:
-        yield from it
-    except Exception as exc:
-        errors.append(format_error(exc, exc.__traceback__))
-
-
-def _each(it, errors, format_error, step):
-    """Runs `step(record)` for each record; an exception records an error and drops it."""
-    for record in it:
-        try:
-            yield from step(record)
-        except Exception as exc:
-            errors.append(format_error(exc, exc.__traceback__.tb_next))
-
-
-def _map(it, errors, fmt, f):
-    return _each(it, errors, fmt, lambda r: (f(r),))
-
-
-def _topyrecord(it, errors, fmt, _):
-    return it
-
-
-def _flatmap(it, errors, fmt, f):
-    def expand(r):
-        out = f(r)
-        return out if isinstance(out, list) else (out,)
-    return _each(it, errors, fmt, expand)
-
-
-def _filter(it, errors, fmt, f):
-    return _each(it, errors, fmt, lambda r: (r,) if f(r) else ())
-
-
-def _foreach(it, errors, fmt, f):
-    def run(r):
-        f(r)
-        return (r,)
-    return _each(it, errors, fmt, run)
-
-
-def _accumulate(it, errors, fmt, f):
-    acc = [None]
-
-    def step(r):
-        acc[0] = f(acc[0], r)
-        return ()
-    yield from _each(it, errors, fmt, step)
-    yield acc[0]
-
-
-def _accumulatebykey(it, errors, fmt, extract, reduce):
-    groups = {}
-
-    def step(r):
-        key = extract(r)
-        groups[key] = reduce(key, groups.get(key), r)
-        return ()
-    yield from _each(it, errors, fmt, step)
-    for key, value in groups.items():
-        yield {"key": key, "value": value}
-
-
-def _groupby(it, errors, fmt, extract, reduce):
-    groups = {}
-
-    def step(r):
-        groups.setdefault(extract(r), []).append(r)
-        return ()
-    yield from _each(it, errors, fmt, step)
-    yield from _each(iter(groups.items()), errors, fmt, lambda kv: ({"key": kv[0], "value": reduce(kv[0], kv[1])},))
-
-
-def _limit(it, errors, fmt, length, start):
-    for i, record in enumerate(it):
-        if i >= start + length:
-            return
-        if i >= start:
-            yield record
-
-
-def _passthrough(it, errors, fmt, *_):
-    return it
-
-
-_APPLY = {
-    "topyrecord": _topyrecord, "map": _map, "flatmap": _flatmap, "filter": _filter, "foreach": _foreach,
-    "accumulate": _accumulate, "accumulatebykey": _accumulatebykey, "groupby": _groupby, "limit": _limit,
-    "collect": _passthrough, "repartition": _passthrough,
-}
+    @staticmethod
+    def step_durations_ms(timings):
+        """Per-stage own time in ms, in plan order (last step first, reader last)."""
+        return [int(max(t, 0.0) * 1000) for t in reversed(timings)]

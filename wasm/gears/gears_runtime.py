@@ -3,6 +3,7 @@
 Imported once at build time (inside the Wizer snapshot). Every session is its own wasm
 instance, so the module-level state here belongs to exactly one session.
 """
+import asyncio
 import builtins
 import random
 import sys
@@ -10,8 +11,10 @@ import traceback
 import types
 
 import _gears_host
+import gears_async
 import gears_builder
 import gears_encode
+import gears_pipeline
 import gears_readers
 
 error = _gears_host.error  # gears.error: a Redis error reply
@@ -67,9 +70,12 @@ class atomic:
 
     def __enter__(self):
         _gears_host.atomic(True)
+        loop = gears_async._loop
+        gears_async.atomic_tasks.append(None if loop is None else asyncio.current_task(loop))
         return self
 
     def __exit__(self, *exc_info):
+        gears_async.atomic_tasks.pop()
         _gears_host.atomic(False)
         return False
 
@@ -119,14 +125,6 @@ def override_reply(reply):
     return _gears_host.request(["override_reply", b"".join(encoded)])
 
 
-def _not_yet(name):
-    def unsupported(*args, **kwargs):
-        raise error("%s is not yet supported by this build of wasmgears" % name)
-
-    unsupported.__name__ = name
-    return unsupported
-
-
 def _deprecated(name, func):
     def wrapper(*args, **kwargs):
         log("%s is deprecated, use %s instead" % (name, func.__name__), level="warning")
@@ -148,6 +146,8 @@ def _make_redisgears_module():
     mod.GearsError = error
     mod.GearsForceStopped = forcestopped
     mod.GearsFlatError = flat_error
+    mod.gearsFutureCtx = gears_async.gearsFuture
+    mod.isAsyncAllow = gears_async.async_allowed
     return mod
 
 
@@ -178,9 +178,10 @@ def _base_globals():
         "ConfigGet": _deprecated("ConfigGet", configGet),
         "GearsConfigGet": _deprecated("GearsConfigGet", gearsConfigGet),
     }
-    for name in ("gearsFuture", "isAsyncAllow", "createFuture", "setFutureResults",
-                 "setFutureException", "runCoroutine"):
-        g[name] = _not_yet(name)
+    g.update(gearsFuture=gears_async.gearsFuture, isAsyncAllow=gears_async.async_allowed,
+             createFuture=gears_async.createFuture, setFutureResults=gears_async.setFutureResults,
+             setFutureException=gears_async.setFutureException, runCoroutine=gears_async.runCoroutine,
+             GearsFuture=gears_async.GearsFuture, asyncio=asyncio)
     return g
 
 
@@ -224,19 +225,26 @@ _profiler = None  # cProfile.Profile of this session's callbacks while ProfileEx
 
 
 def _profiled(entry):
-    """Runs a host entry under the session's profiler when ProfileExecutions is set."""
+    """Runs a host entry under the session's profiler when ProfileExecutions is set, then
+    the session's event loop (what the entry made ready: see gears_async)."""
     def run(arg):
         global _profiler
+        gears_async.new_entry()
         if _gears_host.config_get("ProfileExecutions") in (None, "0"):
-            return entry(arg)
-        if _profiler is None:
-            import cProfile
-            _profiler = cProfile.Profile()
-        _profiler.enable()
-        try:
-            return entry(arg)
-        finally:
-            _profiler.disable()
+            out = entry(arg)
+        else:
+            if _profiler is None:
+                import cProfile
+                _profiler = cProfile.Profile()
+            _profiler.enable()
+            try:
+                out = entry(arg)
+                gears_async.after_entry()
+            finally:
+                _profiler.disable()
+            return out
+        gears_async.after_entry()
+        return out
     run.__name__ = entry.__name__
     return run
 
@@ -265,25 +273,33 @@ def _profile_request(op, order="tottime"):
 _time_events = {}  # time event id (from the host) -> callback
 _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
+_in_script = False  # the script's top level is running (run() creates a host execution)
 _registrations = {}  # registration id -> Flow
 _staged = []  # (id, onRegistered) of this script's registrations, applied if it succeeds
+_deferred = {}  # host token -> (Run, registration id or None) of runs whose records wait
 
 
 def _exec_script(source):
     """Runs a script's top level in a fresh copy of the base globals. None, or the error text."""
-    global session_globals, _script_ran
+    global session_globals, _script_ran, _in_script
     session_globals = dict(_BASE)
     _script_ran = False
+    gears_async.new_entry()
     try:
         wheels = _gears_host.request(["requirements"])
         if wheels:
             import gears_wheels
             gears_wheels.install(wheels)
         code = compile(source, "<string>", "exec")
-        exec(code, session_globals)
+        _in_script = True
+        try:
+            exec(code, session_globals)
+        finally:
+            _in_script = False
         for _, on_registered in _staged:
             if on_registered is not None:
                 on_registered()
+        gears_async.after_entry()
         return None
     except BaseException as exc:
         _flows.clear()  # a failing script starts nothing and registers nothing
@@ -295,8 +311,18 @@ def _exec_script(source):
 
 
 def _create_execution(flow):
-    """run(): the host allocates the execution and runs it once the script is done."""
+    """run(): at the script's top level the host allocates an execution and runs it once the
+    script is done. Elsewhere (a callback, a coroutine) the flow runs here and now, and
+    run() returns a future of [[results], [errors]] (`await GB().run()`)."""
     global _script_ran
+    if not _in_script:
+        errors = []
+        run = flow.start(errors, format_error)
+        future = gears_async.loop().create_future()
+        run.on_done = lambda: future.done() or future.set_result([run.results, errors])
+        if run.done:
+            run.on_done()
+        return future
     if _script_ran:
         raise error("Can not run more then 1 executions in a single script")
     _script_ran = True
@@ -318,16 +344,35 @@ def _register(flow, fields, on_registered):
     return registration_id
 
 
+def _finish(run, encode, owner=None):
+    """The entry's encoded results, or, while records of `run` wait, a placeholder: the host
+    gets a token now and the results with it when the run ends (in a later entry)."""
+    if run.done:
+        return encode()
+    token = _gears_host.request(["defer"])
+    _deferred[token] = (run, owner)
+
+    def done():
+        _deferred.pop(token, None)
+        _gears_host.request(["complete", str(token), encode()])
+    run.on_done = done
+    return gears_encode.encode_results([], [])
+
+
+def _not_here(registration_id):
+    return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+
+
 @_profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
     registration_id, *record = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
     flow = _registrations.get(registration_id)
     if flow is None:
-        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+        return _not_here(registration_id)
     errors = []
-    results = flow.run_one(record, errors, format_error)
-    return gears_encode.encode_results(results, errors)
+    run = flow.start(errors, format_error, source=(record,))
+    return _finish(run, lambda: gears_encode.encode_results(run.results, errors), registration_id)
 
 
 @_profiled
@@ -336,28 +381,33 @@ def _run_key_event(payload):
     registration_id, key, event = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
     flow = _registrations.get(registration_id)
     if flow is None:
-        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+        return _not_here(registration_id)
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
     errors = []
-    flow.run_one(record, errors, format_error)  # nobody reads an event's results: only errors
-    return gears_encode.encode_results([], errors)
+    run = flow.start(errors, format_error, source=(record,))
+    # Nobody reads an event's results: only its errors.
+    return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
 
 def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
     """Up to `count` entries of stream `key` after `after_id` through the registration's flow.
     Results: [last id read, number read]; processed entries are deleted when `trim` is set
-    and the batch succeeded (or failures are to be skipped: policy 'continue')."""
+    and the batch succeeded (or failures are to be skipped: policy 'continue'). Records that
+    wait (async steps) finish later; their errors go to the log."""
     flow = _registrations.get(registration_id)
     if flow is None:
-        return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
+        return _not_here(registration_id)
     entries = _gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
     records = []
     for entry_id, fields in entries:
         value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
         records.append({"key": key, "id": entry_id, "value": value})
     errors = []
-    for _ in flow.records(errors, format_error, source=iter(records)):
-        pass
+    run = flow.start(errors, format_error, source=records)
+    if not run.done:
+        waited_from = len(errors)
+        run.on_done = lambda: [log("registration %s: %s" % (registration_id, e), "warning")
+                               for e in errors[waited_from:]]
     if records and trim == "1" and (not errors or policy == "continue"):
         _gears_host.call(["XDEL", key] + [r["id"] for r in records])
     last = records[-1]["id"] if records else after_id
@@ -365,16 +415,31 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
 
 
 def _run_time_event(event_id):
-    """One tick of a time event: encoded [[], [errors]]; an error stops it."""
+    """One tick of a time event: encoded [[], [errors]]; an error stops it. An async
+    callback runs on the session's loop (its errors are logged)."""
     callback = _time_events.get(event_id)
     if callback is None:
         return gears_encode.encode_results([], ["time event %d is not in this session" % event_id])
     try:
-        callback()
+        result = callback()
+        if asyncio.iscoroutine(result):
+            gears_async.loop().create_task(result)
         return gears_encode.encode_results([], [])
     except Exception as exc:
         _time_events.pop(event_id, None)
         return gears_encode.encode_results([], [format_error(exc, exc.__traceback__)])
+
+
+def _cancel(token=None, registration_id=None):
+    """Abort: the waiting runs (of one token, or of one registration) end with the forced-stop
+    error, which their host callers receive as their results."""
+    for t, (run, owner) in list(_deferred.items()):
+        if t == token or (registration_id is not None and owner == registration_id):
+            run.cancel()
+            run.errors.append(gears_pipeline.FORCED_STOP)
+            run.done = True
+            run.on_done()
+    return gears_encode.encode_results([], [])
 
 
 def _dispatch(payload):
@@ -384,6 +449,12 @@ def _dispatch(payload):
         return _profiled(lambda f: _run_stream_batch(*f))(fields)
     if kind == "timer":
         return _profiled(_run_time_event)(int(fields[0]))
+    if kind == "loop":  # a timer of the session's event loop is due: the epilogue runs it
+        return _profiled(lambda _: gears_encode.encode_results([], []))(None)
+    if kind == "cancel":
+        return _profiled(lambda t: _cancel(token=int(t)))(fields[0])
+    if kind == "cancel_registration":
+        return _profiled(lambda r: _cancel(registration_id=r))(fields[0])
     if kind == "profile":
         return _profile_request(*fields)
     return gears_encode.encode_results([], ["unknown entry %r" % kind])
@@ -391,15 +462,18 @@ def _dispatch(payload):
 
 @_profiled
 def _run_execution(execution_id):
-    """Runs a created flow; the encoded [[results], [errors]]."""
+    """Runs a created flow; the encoded [[results], [errors]] (+ per-step durations)."""
     flow = _flows.pop(execution_id, None)
     if flow is None:
         return gears_encode.encode_results([], ["execution %s has no flow in this session" % execution_id])
     errors = []
-    timings = [] if configGet("ProfileExecutions") not in (None, "0") else None
-    results = list(flow.records(errors, format_error, timings))
-    durations = flow.step_durations_ms(timings) if timings is not None else None
-    return gears_encode.encode_results(results, errors, durations)
+    timings = [0.0] * (len(flow.steps) + 1) if configGet("ProfileExecutions") not in (None, "0") else None
+    run = flow.start(errors, format_error, timings)
+
+    def encode():
+        durations = flow.step_durations_ms(timings) if timings is not None else None
+        return gears_encode.encode_results(run.results, errors, durations)
+    return _finish(run, encode)
 
 
 def _reseed():

@@ -1,0 +1,193 @@
+"""The session's asyncio event loop, driven by the host.
+
+There are no threads in the guest, so the loop never blocks: after every entry the runtime
+runs what is ready (`after_entry`) and tells the host when the next timer is due; the host
+enters the session again then (dispatch kind "loop"). A coroutine that waits leaves the
+instance free for the session's other work.
+"""
+import asyncio
+from asyncio import base_events, events
+
+import _gears_host
+
+error = _gears_host.error
+
+ATOMIC_AWAIT = "await is not allow inside atomic block"
+
+
+class _NoSelector:
+    """Nothing to wait on: there are no sockets in the sandbox, and timers are the host's."""
+
+    def select(self, timeout):
+        return []
+
+
+class SessionLoop(base_events.BaseEventLoop):
+    def __init__(self):
+        super().__init__()
+        self._selector = _NoSelector()
+        self._thread_id = 0  # always "running": tasks start eagerly, get_running_loop() works
+
+    def _process_events(self, event_list):
+        pass
+
+    def _write_to_self(self):
+        pass
+
+
+_loop = None
+step_active = False  # a flow step's callback may be running (gearsFuture() is allowed)
+created = None  # the gearsFuture the running step created, taken by the pipeline
+_entry_flags = None  # (main thread, async allowed) of the current entry, asked lazily
+atomic_tasks = []  # the task (or None) of each open atomic() block, innermost last
+_cancelled_in_atomic = set()
+
+
+def loop():
+    """This session's loop (made on first use: sessions without async pay nothing)."""
+    global _loop
+    if _loop is None:
+        _loop = SessionLoop()
+        events._set_running_loop(_loop)
+    return _loop
+
+
+def new_entry():
+    global _entry_flags, step_active, created
+    _entry_flags, step_active, created = None, False, None
+
+
+def _flags():
+    global _entry_flags
+    if _entry_flags is None:
+        main, allowed = _gears_host.request(["entry"])
+        _entry_flags = (main == 1, allowed == 1)
+    return _entry_flags
+
+
+def async_allowed():
+    """isAsyncAllow(): inside an execution whose client and context may wait."""
+    inside = step_active or (_loop is not None and asyncio.current_task(_loop) is not None)
+    return inside and _flags()[1]
+
+
+def start(awaitable):
+    """An asyncio future for what a step returned (a coroutine starts at once, eagerly)."""
+    if not _flags()[1]:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()  # never started: no "was never awaited" warning
+        raise error("Creating async record is not allow")
+    if isinstance(awaitable, GearsFuture):
+        return awaitable._future
+    if isinstance(awaitable, asyncio.Future):
+        return awaitable
+    if asyncio.iscoroutine(awaitable):
+        task = asyncio.Task(awaitable, loop=loop(), eager_start=True)
+    else:
+        task = asyncio.ensure_future(awaitable, loop=loop())
+    _stop_awaits_in_atomic()
+    return task
+
+
+def _stop_awaits_in_atomic():
+    """A task that suspended inside atomic() would hold the Redis lock while it waits: it is
+    cancelled (its atomic block then exits) and its record fails with ATOMIC_AWAIT."""
+    for task in atomic_tasks:
+        if task is not None and task is not asyncio.current_task(_loop) and task not in _cancelled_in_atomic:
+            _cancelled_in_atomic.add(task)
+            task.cancel(ATOMIC_AWAIT)
+
+
+def after_entry():
+    """Runs what is ready; then asks the host to come back when the next timer is due."""
+    if _loop is None:
+        return
+    lp = _loop
+    if _flags()[0]:
+        # On Redis's main thread: a worker continues (sync registrations go async_local).
+        if lp._ready:
+            _gears_host.request(["wake", "0"])
+            return
+    else:
+        while lp._ready or (lp._scheduled and lp._scheduled[0]._when <= lp.time()):
+            lp._run_once()
+            _stop_awaits_in_atomic()
+        _cancelled_in_atomic.clear()
+    if lp._scheduled:
+        delay_ms = max(0, int((lp._scheduled[0]._when - lp.time()) * 1000) + 1)
+        _gears_host.request(["wake", str(delay_ms)])
+
+
+class GearsFuture:
+    """gearsFuture(): returned by a step, it parks the record until continueRun(value) or
+    continueFailed(error) is called from any later callback of this session."""
+
+    def __init__(self):
+        self._future = loop().create_future()
+
+    def continueRun(self, value):
+        if self._future.done():
+            raise error("Can not continue a future that was already continued")
+        self._future.set_result(value)
+
+    def continueFailed(self, err):
+        if self._future.done():
+            raise error("Can not continue a future that was already continued")
+        if not isinstance(err, BaseException):
+            import gears_runtime
+            err = gears_runtime.flat_error(str(err))
+        self._future.set_exception(err)
+
+    def __await__(self):
+        return self._future.__await__()
+
+    def __getstate__(self):
+        return None
+
+
+def gearsFuture():
+    global created
+    if not step_active:
+        raise error("Future object can only be created inside certain execution steps")
+    if not _flags()[1]:
+        raise error("Creating async record is not allow")
+    if created is not None:
+        raise error("Can not create async record twice on the same step")
+    created = GearsFuture()
+    return created
+
+
+def createFuture():
+    return loop().create_future()
+
+
+def setFutureResults(future, value):
+    if not future.done():
+        future.set_result(value)
+
+
+def setFutureException(future, exc):
+    if not future.done():
+        if not isinstance(exc, BaseException):
+            exc = error(str(exc))
+        future.set_exception(exc)
+
+
+def runCoroutine(coro, f=None, delay=0):
+    """Runs `coro` on the session's loop (after `delay` seconds); its result or error goes
+    to the gearsFuture `f` when one is given."""
+    async def run():
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            result = await coro
+        except Exception as exc:
+            if f is None:
+                raise
+            f.continueFailed(exc)
+            return None
+        if f is not None:
+            f.continueRun(result)
+        return result
+
+    return loop().create_task(run())
