@@ -20,14 +20,18 @@ RG_COMMANDS = ["RG.PYEXECUTE", "RG.GETRESULTS", "RG.GETRESULTSBLOCKING", "RG.DUM
 # Plain commands on fz:* keys: they fire the generated registrations, hooks and streams.
 PLAIN = [["SET", "fz:a", "1"], ["GET", "fz:a"], ["HSET", "fz:h", "f", "v"], ["INCR", "fz:n"],
          ["XADD", "fz:s", "*", "f", "v"], ["DEL", "fz:a"], ["GET", "fz:missing"], ["LPUSH", "fz:l", "x"]]
-WORDS = ["fz1", "fz2", "fz3", "UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
+WORDS = ["fz1", "fz2", "fz3", "abortpending", "UNBLOCKING", "ID", "DESCRIPTION", "UPGRADE", "REPLACE_WITH", "REQUIREMENTS", "SHARD",
          "CLUSTER", "MaxExecutions", "ProfileExecutions", "FuzzExtra", "ExecutionThreads", "",
          "0", "-1", "99999999999999999999", "0000000000000000000000000000000000000000-1"]
 # execute() targets only fz:* keys, so the canary can never be touched legitimately.
 COMMANDS = ["'set','fz:a','1'", "'get','fz:a'", "'incr','fz:n'", "'hset','fz:h','f','v'", "'lpush','fz:l','x'",
             "'del','fz:a'", "'xadd','fz:s','*','f','v'", "'nosuchcommand'", "'get'", "'lpush','fz:a','x'"]
 LAMBDAS = ["lambda x: x", "lambda x: str(x)", "lambda x: 1/0", "lambda x: [x, x]", "lambda x: None",
-           "lambda x: {'k': x}", "lambda x: b'\\xff'", "lambda x: 1.5", "lambda x: '-ERR x'", "lambda x: '+OK'"]
+           "lambda x: {'k': x}", "lambda x: b'\\xff'", "lambda x: 1.5", "lambda x: '-ERR x'", "lambda x: '+OK'",
+           # async records: a future nobody continues, one a later callback may, coroutines
+           "lambda x: gearsFuture()", "lambda x: pend(gearsFuture())", "lambda x: (gearsFuture(), gearsFuture())",
+           "slow", "boom", "lambda x: createFuture()", "lambda x: runCoroutine(slow(x), pend(gearsFuture()))",
+           "in_atomic", "lambda x: GB('ShardsIDReader').run()"]
 OPS = ["map({f})", "flatmap({f})", "filter({f})", "foreach({f})", "limit(2)", "collect()", "count()",
        "distinct()", "sort()", "avg(lambda x: 1)", "countby(lambda x: 'k')", "accumulate(lambda a, r: r)",
        "groupby(lambda x: 'k', lambda k, a, r: 1)", "batchgroupby(lambda x: 'k', lambda k, l: len(l))",
@@ -43,7 +47,26 @@ RUNS = [".run()", ".run('fz:*')", ".run(lambda: (i for i in range(20)))", ".run(
         ".register(hook='hset', mode='sync')", ".register(prefix='fz:*', commands=['hset', 'incr'])",
         ".register(prefix='fz:*', batch=2, duration=20, onFailedPolicy='retry', onFailedRetryInterval=1)",
         ".register(prefix='fz:*', eventTypes=['keymiss'], mode='sync')", ".register(hook='multi')"]
-SNIPPETS = ["x = 1", "raise ValueError('fuzz')", "def f(:", "import os\nos.close(3)", "import json\njson.x = 1",
+# Every generated script starts with these helpers (for the async lambdas above).
+PRELUDE = """import asyncio
+waiting = []
+def pend(f):
+    waiting.append(f)
+    return f
+async def slow(x):
+    await asyncio.sleep(0.01)
+    for f in waiting[:2]:
+        waiting.remove(f)
+        f.continueRun(x)
+    return x
+async def boom(x):
+    await asyncio.sleep(0)
+    raise ValueError('async fuzz')
+async def in_atomic(x):
+    with atomic():
+        await asyncio.sleep(0)
+"""
+SNIPPETS = ["x = 1", "runCoroutine(slow(1))", "isAsyncAllow()", "gearsFuture()", "raise ValueError('fuzz')", "def f(:", "import os\nos.close(3)", "import json\njson.x = 1",
             "l = [0] * 100000", "while True: pass", "import sys\nsys.setrecursionlimit(10**6)\ndef r(): r()\nr()",
             "with atomic():\n    execute('incr', 'fz:n')", "log('fuzz')", "print('fuzz')", "hashtag()",
             "configGet('FuzzExtra')", "open('/etc/passwd')", "import socket\nsocket.socket()",
@@ -55,7 +78,7 @@ SNIPPETS = ["x = 1", "raise ValueError('fuzz')", "def f(:", "import os\nos.close
 
 
 def script(rng):
-    parts = []
+    parts = [PRELUDE]
     for _ in range(rng.randint(0, 3)):
         parts.append(rng.choice(SNIPPETS) if rng.random() < 0.5 else "execute(%s)" % rng.choice(COMMANDS))
     if rng.random() < 0.6:
@@ -99,10 +122,13 @@ def check_canary(r):
 def run(port, seconds=None, cases=None, seed=None, batch=50):
     seed = random.randrange(1 << 30) if seed is None else seed
     rng = random.Random(seed)
-    # Raw replies: generated flows return binary data.
-    r = redis.Redis(port=port, decode_responses=False, socket_timeout=60)
+    # Raw replies: generated flows return binary data. A client may wait forever, as in
+    # RedisGears, for a gearsFuture nobody continues: after a few seconds it gives up and the
+    # fuzzer goes on with a new connection (counted as `waited`).
+    connect = lambda: redis.Redis(port=port, decode_responses=False, socket_timeout=3)  # noqa: E731
+    r = connect()
     r.mset(CANARY)
-    known_ids, done, errors = set(), 0, 0
+    known_ids, done, errors, waited = set(), 0, 0, 0
     started = time.monotonic()
     while (cases is None or done < cases) and (seconds is None or time.monotonic() - started < seconds):
         for _ in range(batch):
@@ -113,10 +139,14 @@ def run(port, seconds=None, cases=None, seed=None, batch=50):
                     known_ids.add(reply.decode())
             except redis.ResponseError:
                 errors += 1
+            except redis.TimeoutError:
+                waited += 1
+                r.close()
+                r = connect()
             done += 1
         check_canary(r)
     elapsed = time.monotonic() - started
-    return {"seed": seed, "cases": done, "error_replies": errors, "seconds": round(elapsed, 1),
+    return {"seed": seed, "cases": done, "error_replies": errors, "waited": waited, "seconds": round(elapsed, 1),
             "per_second": round(done / elapsed, 1)}
 
 
