@@ -147,6 +147,11 @@ REACTIVE = """
 GB().foreach(lambda r: execute('incr', 'gears_counter')).register(prefix='g:*', eventTypes=['set'], mode='sync')
 GB('CommandReader').register(trigger='noop')
 GB('CommandReader').register(trigger='noop_sync', mode='sync')
+import asyncio
+async def yield_once(x):
+    await asyncio.sleep(0)
+    return x
+GB('CommandReader').map(yield_once).register(trigger='noop_async')
 """
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100000"))
 
@@ -167,6 +172,7 @@ def reactive_bench(r, port):
     assert int(r.get("gears_counter")) == REQUESTS, "every SET must have run the sync registration once"
     trig = requests_per_second(port, "RG.TRIGGER", "noop")
     trig_sync = requests_per_second(port, "RG.TRIGGER", "noop_sync")
+    trig_async = requests_per_second(port, "RG.TRIGGER", "noop_async")
     noop = requests_per_second(port, "FCALL", "noop", "0")
     print(f"\nreacting to writes (redis-benchmark -n {REQUESTS} -c 50), requests per second:")
     print(f"  plain SET:                                      {plain:10.0f}")
@@ -175,6 +181,9 @@ def reactive_bench(r, port):
     print(f"  RG.TRIGGER trivial flow (async, worker):        {trig:10.0f}   "
           f"vs FCALL trivial {noop:10.0f}   gears/Lua = {trig / noop:.2f}x")
     print(f"  RG.TRIGGER trivial flow (sync, main thread):    {trig_sync:10.0f}   gears/Lua = {trig_sync / noop:.2f}x")
+    print(f"  RG.TRIGGER flow with an async def step that     {trig_async:10.0f}   gears/Lua = {trig_async / noop:.2f}x"
+          f"   async/plain trigger = {trig_async / trig:.2f}x")
+    print("    awaits asyncio.sleep(0) (the record waits once)")
 
 
 def main():

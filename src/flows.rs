@@ -65,16 +65,20 @@ pub fn run(id: &str, session: &Session, abort: Arc<AtomicBool>, redis: Box<dyn R
         let outcome = Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string());
         return finish(id, outcome, 0);
     }
-    let result = session.run_execution(id, redis, abort);
+    let result = session.run_execution(id, redis, Arc::clone(&abort));
     if let Ok(out @ CallbackOutput { deferred: Some(token), .. }) = result {
         // Its records wait (async steps): it finishes when the session completes the token,
         // unless RG.ABORTEXECUTION finishes it first.
         set_waiting(id, Some(token));
-        let id = id.to_string();
+        let aborted = abort.load(Ordering::Relaxed); // RG.ABORTEXECUTION came before `waiting` was set
+        let owned_id = id.to_string();
         out.then(move |result| {
-            set_waiting(&id, None);
-            finish(&id, outcome_of(&id, result), started.elapsed().as_millis() as u64);
+            set_waiting(&owned_id, None);
+            finish(&owned_id, outcome_of(&owned_id, result), started.elapsed().as_millis() as u64);
         });
+        if aborted {
+            abort_waiting(id);
+        }
         return;
     }
     let outcome = outcome_of(id, result.map(|out| out.reply));

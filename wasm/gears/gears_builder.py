@@ -7,6 +7,7 @@ import copy
 import types
 
 import _gears_host
+import gears_async
 import gears_pipeline
 import gears_readers
 
@@ -320,6 +321,7 @@ class Flow:
 
     def __init__(self, reader, arg, kwargs, steps):
         self.reader, self.arg, self.kwargs, self.steps = reader, arg, kwargs, steps
+        self._spare = None  # a finished run of per-record steps, reused by the next event
 
     def start(self, errors, format_error, timings=None, source=None):
         """A run of the flow over `source` (else its reader), fed: done unless records wait.
@@ -327,6 +329,30 @@ class Flow:
         if source is None:
             source = gears_readers.READERS[self.reader](self.arg, **self.kwargs)
         return gears_pipeline.Run(self.steps, errors, format_error, timings).feed(source)
+
+    def run_one(self, record, errors, format_error):
+        """One event's record through the flow: its run, done unless the record waits. Read
+        `results` at once: a done run of per-record steps is reused by the next event."""
+        run, self._spare = self._spare, None
+        if run is None:
+            run = gears_pipeline.Run(self.steps, errors, format_error)
+            if not run.reusable:
+                return run.feed((record,))
+        else:
+            run.errors, run.done = errors, False
+            run.results.clear()
+        gears_async.step_active = True
+        try:
+            run.entries[0](record)
+        finally:
+            gears_async.step_active = False
+        if run.waiting:  # the record waits: the run ends when it resolves
+            run.ended[0] = True
+            run._maybe_end(0)
+            return run
+        run.done = True
+        self._spare = run
+        return run
 
     def plan(self):
         """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""

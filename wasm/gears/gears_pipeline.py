@@ -4,6 +4,9 @@ A step whose callback returns something to wait for (a coroutine, an asyncio fut
 gearsFuture) parks that record until it resolves, while the other records go on; a step that
 needs all of its input (accumulate, groupby, ...) ends only when nothing before it is parked.
 Without async callbacks a run ends within the `feed` call that starts it.
+
+Each step is a closure that takes one record and hands its output to the next step's closure:
+no per-record dispatch, and no generator frames (this is the hot loop of every flow).
 """
 import asyncio
 import time
@@ -13,21 +16,31 @@ import gears_async
 
 error = gears_async.error
 FORCED_STOP = "Execution was aborted (forced stop)"
-_PASS_THROUGH = ("topyrecord", "collect", "repartition")
-_WAITABLE = (asyncio.Future, gears_async.GearsFuture)
-
-
-def _waits(value):
-    return value.__class__ is types.CoroutineType or isinstance(value, _WAITABLE)
+PASS_THROUGH = ("topyrecord", "collect", "repartition")
+PER_RECORD = ("map", "flatmap", "filter", "foreach")
+# What a step may return to make its record wait (the classes themselves: a set lookup).
+_WAITS = frozenset({types.CoroutineType, asyncio.Future, asyncio.Task, gears_async.GearsFuture})
+_async = gears_async
 
 
 def _not_async(value, what):
     """Extractors and end-of-input reducers must answer at once."""
-    if _waits(value):
+    if value.__class__ in _WAITS:
         if value.__class__ is types.CoroutineType:
             value.close()
         raise error("%s can not be async" % what)
     return value
+
+
+def _timed(f, timings, slot):
+    """`f` adding its own time to timings[slot] (ProfileExecutions)."""
+    def timed(*args):
+        started = time.perf_counter()
+        try:
+            return f(*args)
+        finally:
+            timings[slot] += time.perf_counter() - started
+    return timed
 
 
 class _Serial:
@@ -39,84 +52,72 @@ class _Serial:
 
 
 class Run:
+    __slots__ = ("errors", "format_error", "timings", "results", "parked", "ended", "finished", "waiting",
+                 "saturated", "done", "cancelled", "on_done", "entries", "finishers", "states", "reusable")
+
     def __init__(self, steps, errors, format_error, timings=None):
-        # (index in the plan, handler, args) of each step that does something here.
-        self.stages = [(i, _HANDLERS[kind], args) for i, (kind, *args) in enumerate(steps)
-                       if kind not in _PASS_THROUGH]
-        n = len(self.stages)
+        stages = [(i, kind, args) for i, (kind, *args) in enumerate(steps) if kind not in PASS_THROUGH]
+        n = len(stages)
         self.errors, self.format_error, self.timings = errors, format_error, timings
         self.results = []
         self.parked = [0] * n
         self.ended = [False] * (n + 1)
         self.finished = [False] * n
-        self.state = [_Serial() if h in _STATEFUL else None for _, h, _ in self.stages]
         self.waiting = set()
         self.saturated = False  # a limit() has all it will pass: reading can stop
         self.done = self.cancelled = False
         self.on_done = None
+        # entries[k](record) runs step k on a record; finishers[k]() ends it; states[k] is
+        # the _Serial of a step that keeps state.
+        self.entries = [None] * n + [self.results.append]
+        self.finishers, self.states = [None] * n, [None] * n
+        for k in reversed(range(n)):
+            i, kind, args = stages[k]
+            if timings is not None:
+                args = [_timed(a, timings, i + 1) if callable(a) else a for a in args]
+            self.entries[k], self.finishers[k], self.states[k] = _BUILD[kind](self, k, self.entries[k + 1], *args)
+        # Steps that keep no state: once done, the run can take another record (events).
+        self.reusable = all(kind in PER_RECORD for _, kind, _ in stages)
 
     # ---- feeding --------------------------------------------------------------------
     def feed(self, source):
         """Pushes every record of `source` (a reader) and ends the input."""
-        gears_async.step_active = True
+        _async.step_active = True
         try:
-            it = iter(source)
-            while not self.saturated:
-                try:
-                    if self.timings is None:
-                        record = next(it)
-                    else:
+            entry = self.entries[0]
+            try:
+                if self.timings is None:
+                    for record in source:
+                        entry(record)
+                        if self.saturated:
+                            break
+                else:
+                    it, timings = iter(source), self.timings
+                    while not self.saturated:
                         started = time.perf_counter()
                         try:
                             record = next(it)
+                        except StopIteration:
+                            break
                         finally:
-                            self.timings[0] += time.perf_counter() - started
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    self.fail(exc)
-                    break
-                self.push(0, record)
+                            timings[0] += time.perf_counter() - started
+                        entry(record)
+            except Exception as exc:  # the reader failed: what it gave so far goes on
+                self.fail(exc)
             self.ended[0] = True
             self._maybe_end(0)
         finally:
-            gears_async.step_active = False
+            _async.step_active = False
         return self
 
-    def push(self, k, record):
-        if k == len(self.stages):
-            self.results.append(record)
-            return
-        _, handler, args = self.stages[k]
-        try:
-            handler(self, k, record, *args)
-        except Exception as exc:
-            gears_async.created = None
-            self.fail(exc)
-
     def fail(self, exc):
+        _async.created = None
         self.errors.append(self.format_error(exc, exc.__traceback__))
-
-    def call(self, k, f, *args):
-        """f(*args), timed with ProfileExecutions; a gearsFuture it created is its result."""
-        if self.timings is None:
-            value = f(*args)
-        else:
-            started = time.perf_counter()
-            try:
-                value = f(*args)
-            finally:
-                self.timings[self.stages[k][0] + 1] += time.perf_counter() - started
-        created = gears_async.created
-        if created is not None:
-            gears_async.created = None
-            return created
-        return value
 
     # ---- waiting ----------------------------------------------------------------------
     def park(self, k, awaitable, then, serial=None):
         """The record at step `k` waits for `awaitable`; `then(value)` continues it."""
-        future = gears_async.start(awaitable)
+        future = _async.start(awaitable)
         if future.done():
             self._resolve(k, future, then, serial)
             return
@@ -131,18 +132,18 @@ class Run:
         self.waiting.discard(future)
         if self.cancelled:
             return
-        gears_async.step_active = True
+        _async.step_active = True
         try:
             self._resolve(k, future, then, serial)
             self._maybe_end(k)
         finally:
-            gears_async.step_active = False
+            _async.step_active = False
 
     def _resolve(self, k, future, then, serial):
         try:
             value = future.result()
         except asyncio.CancelledError as exc:
-            self.errors.append(gears_async.ATOMIC_AWAIT if str(exc) == gears_async.ATOMIC_AWAIT else FORCED_STOP)
+            self.errors.append(_async.ATOMIC_AWAIT if str(exc) == _async.ATOMIC_AWAIT else FORCED_STOP)
         except Exception as exc:
             self.fail(exc)
         else:
@@ -152,8 +153,9 @@ class Run:
                 self.fail(exc)
         if serial is not None:
             serial.busy = False
+            entry = self.entries[k]
             while serial.queue and not serial.busy:
-                self.push(k, serial.queue.pop(0))
+                entry(serial.queue.pop(0))
 
     def cancel(self):
         """Abort: parked records are dropped and their coroutines cancelled."""
@@ -164,16 +166,14 @@ class Run:
 
     # ---- ending -----------------------------------------------------------------------
     def _maybe_end(self, k):
-        n = len(self.stages)
+        n = len(self.parked)
         while k < n and self.ended[k] and not self.finished[k] and self.parked[k] == 0:
-            state = self.state[k]
+            state = self.states[k]
             if state is not None and (state.busy or state.queue):
                 return
             self.finished[k] = True
-            _, handler, args = self.stages[k]
-            finish = _FINISH.get(handler)
-            if finish is not None:
-                finish(self, k, state, *args)
+            if self.finishers[k] is not None:
+                self.finishers[k]()
             self.ended[k + 1] = True
             k += 1
         if k == n and self.ended[n] and not self.done:
@@ -182,108 +182,150 @@ class Run:
                 self.on_done()
 
 
-# ---- the steps: handler(run, k, record, *args) ------------------------------------------
-def _map(run, k, record, f):
-    value = run.call(k, f, record)
-    if _waits(value):
-        run.park(k, value, lambda v: run.push(k + 1, v))
-    else:
-        run.push(k + 1, value)
+# ---- the steps: _build_<kind>(run, k, next step's entry, *args) -> (entry, finisher, state)
+def _build_map(run, k, emit, f):
+    def entry(record):
+        try:
+            value = f(record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, emit)
+        except Exception as exc:
+            return run.fail(exc)
+        emit(value)
+    return entry, None, None
 
 
-def _expand(run, k, value):
-    if isinstance(value, list):
-        for v in value:
-            run.push(k + 1, v)
-    else:
-        run.push(k + 1, value)
+def _build_flatmap(run, k, emit, f):
+    def expand(value):
+        if isinstance(value, list):
+            for v in value:
+                emit(v)
+        else:
+            emit(value)
+
+    def entry(record):
+        try:
+            value = f(record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, expand)
+        except Exception as exc:
+            return run.fail(exc)
+        expand(value)
+    return entry, None, None
 
 
-def _flatmap(run, k, record, f):
-    value = run.call(k, f, record)
-    if _waits(value):
-        run.park(k, value, lambda v: _expand(run, k, v))
-    else:
-        _expand(run, k, value)
+def _build_filter(run, k, emit, f):
+    def entry(record):
+        try:
+            value = f(record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, lambda keep: emit(record) if keep else None)
+        except Exception as exc:
+            return run.fail(exc)
+        if value:
+            emit(record)
+    return entry, None, None
 
 
-def _filter(run, k, record, f):
-    value = run.call(k, f, record)
-    if _waits(value):
-        run.park(k, value, lambda v: run.push(k + 1, record) if v else None)
-    elif value:
-        run.push(k + 1, record)
+def _build_foreach(run, k, emit, f):
+    def entry(record):
+        try:
+            value = f(record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, lambda _: emit(record))
+        except Exception as exc:
+            return run.fail(exc)
+        emit(record)
+    return entry, None, None
 
 
-def _foreach(run, k, record, f):
-    value = run.call(k, f, record)
-    if _waits(value):
-        run.park(k, value, lambda v: run.push(k + 1, record))
-    else:
-        run.push(k + 1, record)
+def _build_accumulate(run, k, emit, f):
+    state = _Serial()
 
-
-def _accumulate(run, k, record, f):
-    state = run.state[k]
-    if state.busy:
-        state.queue.append(record)
-        return
-    value = run.call(k, f, state.value, record)
-    if _waits(value):
-        run.park(k, value, lambda v: setattr(state, "value", v), state)
-    else:
+    def store(value):
         state.value = value
 
-
-def _accumulatebykey(run, k, record, extract, reduce):
-    state = run.state[k]
-    if state.busy:
-        state.queue.append(record)
-        return
-    key = _not_async(run.call(k, extract, record), "extractor")
-    value = run.call(k, reduce, key, state.groups.get(key), record)
-    if _waits(value):
-        run.park(k, value, lambda v: state.groups.__setitem__(key, v), state)
-    else:
-        state.groups[key] = value
-
-
-def _groupby(run, k, record, extract, reduce):
-    key = _not_async(run.call(k, extract, record), "extractor")
-    run.state[k].groups.setdefault(key, []).append(record)
-
-
-def _limit(run, k, record, length, start):
-    state = run.state[k]
-    seen = state.value = (state.value or 0) + 1
-    if seen >= start + length:
-        run.saturated = True
-    if start < seen <= start + length:
-        run.push(k + 1, record)
-
-
-def _finish_accumulate(run, k, state, f):
-    run.push(k + 1, state.value)
-
-
-def _finish_accumulatebykey(run, k, state, extract, reduce):
-    for key, value in state.groups.items():
-        run.push(k + 1, {"key": key, "value": value})
-
-
-def _finish_groupby(run, k, state, extract, reduce):
-    for key, records in state.groups.items():
+    def entry(record):
+        if state.busy:
+            return state.queue.append(record)
         try:
-            value = _not_async(run.call(k, reduce, key, records), "reducer")
+            value = f(state.value, record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, store, state)
         except Exception as exc:
-            run.fail(exc)
-            continue
-        run.push(k + 1, {"key": key, "value": value})
+            return run.fail(exc)
+        state.value = value
+    return entry, lambda: emit(state.value), state
 
 
-_HANDLERS = {"map": _map, "flatmap": _flatmap, "filter": _filter, "foreach": _foreach,
-             "accumulate": _accumulate, "accumulatebykey": _accumulatebykey, "groupby": _groupby,
-             "limit": _limit}
-_STATEFUL = (_accumulate, _accumulatebykey, _groupby, _limit)
-_FINISH = {_accumulate: _finish_accumulate, _accumulatebykey: _finish_accumulatebykey,
-           _groupby: _finish_groupby}
+def _build_accumulatebykey(run, k, emit, extract, reduce):
+    state = _Serial()
+    groups = state.groups
+
+    def entry(record):
+        if state.busy:
+            return state.queue.append(record)
+        try:
+            key = _not_async(extract(record), "extractor")
+            value = reduce(key, groups.get(key), record)
+            if _async.created is not None:
+                value, _async.created = _async.created, None
+            if value.__class__ in _WAITS:
+                return run.park(k, value, lambda v: groups.__setitem__(key, v), state)
+        except Exception as exc:
+            return run.fail(exc)
+        groups[key] = value
+
+    def finish():
+        for key, value in groups.items():
+            emit({"key": key, "value": value})
+    return entry, finish, state
+
+
+def _build_groupby(run, k, emit, extract, reduce):
+    state = _Serial()
+    groups = state.groups
+
+    def entry(record):
+        try:
+            key = _not_async(extract(record), "extractor")
+        except Exception as exc:
+            return run.fail(exc)
+        groups.setdefault(key, []).append(record)
+
+    def finish():
+        for key, records in groups.items():
+            try:
+                value = _not_async(reduce(key, records), "reducer")
+            except Exception as exc:
+                run.fail(exc)
+                continue
+            emit({"key": key, "value": value})
+    return entry, finish, state
+
+
+def _build_limit(run, k, emit, length, start):
+    seen = [0]
+
+    def entry(record):
+        seen[0] += 1
+        if seen[0] >= start + length:
+            run.saturated = True
+        if start < seen[0] <= start + length:
+            emit(record)
+    return entry, None, None
+
+
+_BUILD = {"map": _build_map, "flatmap": _build_flatmap, "filter": _build_filter, "foreach": _build_foreach,
+          "accumulate": _build_accumulate, "accumulatebykey": _build_accumulatebykey, "groupby": _build_groupby,
+          "limit": _build_limit}

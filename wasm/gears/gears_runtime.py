@@ -371,7 +371,7 @@ def _run_trigger(payload):
     if flow is None:
         return _not_here(registration_id)
     errors = []
-    run = flow.start(errors, format_error, source=(record,))
+    run = flow.run_one(record, errors, format_error)
     return _finish(run, lambda: gears_encode.encode_results(run.results, errors), registration_id)
 
 
@@ -384,7 +384,7 @@ def _run_key_event(payload):
         return _not_here(registration_id)
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
     errors = []
-    run = flow.start(errors, format_error, source=(record,))
+    run = flow.run_one(record, errors, format_error)
     # Nobody reads an event's results: only its errors.
     return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
