@@ -151,7 +151,7 @@ impl Session {
         let done = guest.exec_script(script, redis, restore_ids, wheels);
         self.start_time_events(&mut guest);
         let after = guest.take_after();
-        let poisoned = guest.is_poisoned();
+        let poisoned = guest.poisoned();
         drop(guest);
         self.after_entry(after, poisoned, done.is_ok());
         done
@@ -199,7 +199,7 @@ impl Session {
         self.start_time_events(&mut guest);
         let command = guest.take_command();
         let after = guest.take_after();
-        let poisoned = guest.is_poisoned();
+        let poisoned = guest.poisoned();
         drop(guest);
         let deferred = if result.is_ok() { after.deferred } else { None };
         self.after_entry(after, poisoned, result.is_ok());
@@ -216,7 +216,7 @@ impl Session {
         let result = guest.run_execution(id, redis, abort);
         self.start_time_events(&mut guest);
         let after = guest.take_after();
-        let poisoned = guest.is_poisoned();
+        let poisoned = guest.poisoned();
         drop(guest);
         let deferred = if result.is_ok() { after.deferred } else { None };
         self.after_entry(after, poisoned, result.is_ok());
@@ -226,7 +226,7 @@ impl Session {
     /// With the session free again: notes the entry's deferred token, delivers the results
     /// it completed, fails every waiting token if the instance is now unusable, and
     /// schedules the next run of the event loop.
-    fn after_entry(&self, after: AfterEntry, poisoned: bool, succeeded: bool) {
+    fn after_entry(&self, after: AfterEntry, poisoned: Option<SandboxError>, succeeded: bool) {
         let table = crate::deferred::results();
         let mut failed = Vec::new();
         {
@@ -243,7 +243,7 @@ impl Session {
             for (token, _) in &after.completions {
                 waiting.remove(token);
             }
-            if poisoned {
+            if poisoned.is_some() {
                 failed = waiting.drain().collect();
             }
         }
@@ -252,11 +252,13 @@ impl Session {
                 .map_err(|e| SandboxError::Host(format!("malformed results from the sandbox: {e}")));
             table.complete(token, result);
         }
-        for token in failed {
-            let why = SandboxError::Poisoned("the session failed while records were waiting".into());
-            table.complete(token, Err(why));
+        if let Some(why) = &poisoned {
+            // Records that were waiting cannot go on in this instance: they end with its error.
+            for token in failed {
+                table.complete(token, Err(why.clone()));
+            }
         }
-        if let (Some(ms), false) = (after.wake_ms, poisoned) {
+        if let (Some(ms), None) = (after.wake_ms, &poisoned) {
             self.schedule_wake(ms);
         }
     }

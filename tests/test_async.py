@@ -316,3 +316,19 @@ registerTE(1, tick)
 """
     assert pyexec(r, script, "ID", "te-async") == "OK"
     assert wait_for(lambda: int(r.get("ticks") or 0) >= 1, 5)
+
+
+def test_a_runaway_coroutine_ends_its_execution_with_the_time_limit(limited_server):
+    r = limited_server.client()
+    script = """
+import asyncio
+async def spin(x):
+    await asyncio.sleep(0.01)
+    while True:
+        pass
+GB('PythonReader').map(spin).run(lambda: iter([1]))
+"""
+    results, errors = r.execute_command("RG.PYEXECUTE", script)
+    assert results == [] and "time limit" in errors[0], errors
+    assert r.ping()
+    assert r.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: 'ok').run()") == [["ok"], []]

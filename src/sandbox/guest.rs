@@ -147,9 +147,9 @@ impl Guest {
         self.store.data_mut().entry.take_after()
     }
 
-    /// Whether an earlier entry failed (the instance is not entered again).
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
+    /// Why an earlier entry failed, if one did (the instance is not entered again).
+    pub fn poisoned(&self) -> Option<SandboxError> {
+        self.poisoned.clone()
     }
 
     /// The command context the last entry ran with (its `override_reply`, if any).
