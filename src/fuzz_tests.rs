@@ -3,8 +3,44 @@
 
 use crate::codec::{decode_args, decode_batch, encode_args, Reply};
 use crate::config::Config;
+use crate::deferred::{Completion, Table};
 use crate::pyexecute_args;
+use crate::registrations::parse_source;
 use proptest::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// One step a sequence of deferred-token operations may take (on token number `n`).
+#[derive(Debug, Clone)]
+enum TokenOp {
+    Open,
+    Attach(usize),
+    Complete(usize, u32),
+    Cancel(usize),
+}
+
+fn token_op() -> impl Strategy<Value = TokenOp> {
+    prop_oneof![
+        Just(TokenOp::Open),
+        (0usize..6).prop_map(TokenOp::Attach),
+        (0usize..6, any::<u32>()).prop_map(|(n, v)| TokenOp::Complete(n, v)),
+        (0usize..6).prop_map(TokenOp::Cancel),
+    ]
+}
+
+/// Registration fields as a guest could stage them (the guest is not trusted).
+fn registration_fields() -> impl Strategy<Value = Vec<String>> {
+    let word = prop_oneof![
+        Just("KeysReader".to_string()),
+        Just("CommandReader".to_string()),
+        Just("StreamReader".to_string()),
+        Just("continue".to_string()),
+        Just("retry".to_string()),
+        Just("1".to_string()),
+        Just(",".to_string()),
+        "[a-z0-9:*,]{0,6}",
+    ];
+    proptest::collection::vec(word, 0..12)
+}
 
 fn reply_strategy() -> impl Strategy<Value = Reply> {
     let leaf = prop_oneof![
@@ -58,6 +94,47 @@ proptest! {
     fn fuzz_pyexecute_args_never_panic(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..8)) {
         if let Ok(parsed) = pyexecute_args::parse(&args) {
             prop_assert_eq!(&parsed.script, &args[0]);
+        }
+    }
+
+    #[test]
+    fn fuzz_registration_fields_never_panic(fields in registration_fields()) {
+        let _ = parse_source(&fields);
+    }
+
+    /// Whatever the order of open/attach/complete/cancel, a continuation runs at most once,
+    /// with the first result, and only for a token that was both attached and completed.
+    #[test]
+    fn fuzz_deferred_tokens_deliver_once(ops in proptest::collection::vec(token_op(), 0..40)) {
+        let table: Table<u32> = Table::default();
+        let runs: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+        let mut tokens = Vec::new();
+        let mut first_result: std::collections::HashMap<u64, u32> = Default::default();
+        let mut cancelled = std::collections::HashSet::new();
+        for op in ops {
+            match op {
+                TokenOp::Open => tokens.push(table.open()),
+                TokenOp::Attach(n) => if let Some(&t) = tokens.get(n) {
+                    let runs = Arc::clone(&runs);
+                    table.attach(t, Box::new(move |v| runs.lock().unwrap().push((t, v))) as Completion<u32>);
+                },
+                TokenOp::Complete(n, v) => if let Some(&t) = tokens.get(n) {
+                    if !cancelled.contains(&t) {
+                        first_result.entry(t).or_insert(v);
+                    }
+                    table.complete(t, v);
+                },
+                TokenOp::Cancel(n) => if let Some(&t) = tokens.get(n) {
+                    table.cancel(t);
+                    cancelled.insert(t);
+                },
+            }
+        }
+        let runs = runs.lock().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (t, v) in runs.iter() {
+            prop_assert!(seen.insert(*t), "token {} delivered twice", t);
+            prop_assert_eq!(Some(v), first_result.get(t));
         }
     }
 }

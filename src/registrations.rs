@@ -270,7 +270,7 @@ pub fn ids_of(session: &Arc<Session>) -> Vec<String> {
 }
 
 /// The reader part of a staged registration's fields: `[reader, mode, desc, has_desc, ...]`.
-fn parse_source(fields: &[String]) -> Option<Source> {
+pub(crate) fn parse_source(fields: &[String]) -> Option<Source> {
     let field = |i: usize| fields.get(i).cloned().unwrap_or_default();
     let optional = |s: String| (!s.is_empty()).then_some(s);
     Some(match field(0).as_str() {
@@ -284,7 +284,7 @@ fn parse_source(fields: &[String]) -> Option<Source> {
             Source::Hook { command: field(6), keyprefix: optional(field(7)), inorder: field(5) == "1" }
         }
         "CommandReader" => Source::Trigger { name: field(4), inorder: field(5) == "1" },
-        "StreamReader" => Source::Stream(Arc::new(crate::streams::StreamRegistration::parse(&fields[4..])?)),
+        "StreamReader" => Source::Stream(Arc::new(crate::streams::StreamRegistration::parse(fields.get(4..)?)?)),
         _ => return None,
     })
 }
