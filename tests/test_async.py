@@ -332,3 +332,23 @@ GB('PythonReader').map(spin).run(lambda: iter([1]))
     assert results == [] and "time limit" in errors[0], errors
     assert r.ping()
     assert r.execute_command("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: 'ok').run()") == [["ok"], []]
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+def test_a_hook_whose_step_waits_answers_when_it_is_done(server, clean, mode):
+    r = clean
+    script = """
+import asyncio
+async def later(x):
+    await asyncio.sleep(0.05)
+    return 'hooked ' + x[1]
+GB('CommandReader').map(later).register(hook='get', keyprefix='ah:', mode='%s')
+""" % mode
+    assert pyexec(r, script) == "OK"
+    assert r.get("ah:1") == "hooked ah:1"
+    assert r.set("other", "v") and r.get("other") == "v"
+    # Inside MULTI nothing may wait: the hooked command fails with the spec's error.
+    pipe = r.pipeline(transaction=True)
+    pipe.get("ah:2")
+    with pytest.raises(redis.ResponseError, match="Creating async record is not allow"):
+        pipe.execute()
