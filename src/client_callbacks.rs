@@ -4,6 +4,7 @@
 
 use crate::codec::Reply;
 use crate::commands::blocking_denied;
+use crate::in_order::Turn;
 use crate::reply::send;
 use crate::sandbox::{CommandCtx, EntrySetup, SandboxError};
 use crate::session::{Callback, CallbackOutput};
@@ -52,14 +53,27 @@ pub fn run_and_answer(
     if denied {
         return Err(());
     }
+    let in_order = target.in_order.clone();
     let client = Arc::new(WorkerContext::block(ctx));
-    workers::submit(move || {
+    let run = move |turn: Option<Turn>| {
         let setup = EntrySetup { command, ..EntrySetup::new(redis_call::for_client(&client)) };
-        match target.session.callback(Callback::Trigger, &payload, setup) {
-            Ok(out) => out.then(answer_later(client, target, started, answer)),
-            Err(e) => answer_later(client, target, started, answer)(Err(e)),
+        let result = target.session.callback(Callback::Trigger, &payload, setup);
+        let then = answer_later(client, target, started, answer);
+        match result {
+            // The turn ends with the answer: an `inorder` registration's next run starts then.
+            Ok(out) => out.then(move |r| {
+                then(r);
+                drop(turn);
+            }),
+            Err(e) => then(Err(e)),
         }
-    });
+    };
+    match in_order {
+        Some(order) => order.submit(move |turn| run(Some(turn))),
+        None => {
+            workers::submit(move || run(None));
+        }
+    }
     Ok(())
 }
 

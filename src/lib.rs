@@ -17,6 +17,7 @@ mod executions;
 mod flows;
 #[cfg(test)]
 mod fuzz_tests;
+mod in_order;
 mod info;
 mod key_events;
 mod linked_sessions;

@@ -56,6 +56,8 @@ pub struct Registration {
     pub session: Arc<Session>,
     /// Ids of its newest executions, listed by RG.DUMPEXECUTIONS.
     pub executions: std::collections::VecDeque<String>,
+    /// `inorder=True`: its runs on workers start one after the other, in arrival order.
+    pub in_order: Option<Arc<crate::in_order::InOrder>>,
 }
 
 impl Registration {
@@ -81,6 +83,7 @@ pub struct Target {
     pub pending: Arc<AtomicUsize>,
     /// A `commands=` registration: the command's client waits for it.
     pub waits: bool,
+    pub in_order: Option<Arc<crate::in_order::InOrder>>,
 }
 
 impl Target {
@@ -91,6 +94,7 @@ impl Target {
             sync: r.is_sync(),
             pending: Arc::clone(&r.pending),
             waits: matches!(r.source, Source::Keys { commands: Some(_), .. }),
+            in_order: r.in_order.clone(),
         }
     }
 }
@@ -246,6 +250,8 @@ pub fn apply(
         let Some(key) = seq(&s.id) else { continue };
         let Some(source) = parse_source(&s.fields) else { continue };
         let field = |i: usize| s.fields.get(i).cloned().unwrap_or_default();
+        let in_order = matches!(source, Source::Trigger { inorder: true, .. } | Source::Hook { inorder: true, .. })
+            .then(crate::in_order::InOrder::on_workers);
         let registration = Registration {
             pending: Arc::new(AtomicUsize::new(0)),
             reader: field(0),
@@ -255,6 +261,7 @@ pub fn apply(
             stats: Stats::default(),
             session: Arc::clone(session),
             executions: Default::default(),
+            in_order,
         };
         reg.insert(key, (s.id, registration));
     }

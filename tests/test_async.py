@@ -352,3 +352,24 @@ GB('CommandReader').map(later).register(hook='get', keyprefix='ah:', mode='%s')
     pipe.get("ah:2")
     with pytest.raises(redis.ResponseError, match="Creating async record is not allow"):
         pipe.execute()
+
+
+def test_inorder_runs_one_after_the_other_in_arrival_order(server, clean):
+    r = clean
+    script = """
+import asyncio
+finished = []
+async def step(x):
+    await asyncio.sleep(0.25 - 0.05 * int(x[1]))  # later calls would finish first
+    finished.append(x[1])
+    return ','.join(finished)
+GB('CommandReader').map(step).register(trigger='ordered', inorder=True)
+"""
+    assert pyexec(r, script) == "OK"
+    calls = []
+    for i in range(4):
+        calls.append(in_background(server.client(), "RG.TRIGGER", "ordered", str(i)))
+        wait_for(lambda: False, 0.03)  # arrival order: 0, 1, 2, 3
+    for t, _ in calls:
+        t.join(10)
+    assert [box["reply"] for _, box in calls] == [["0"], ["0,1"], ["0,1,2"], ["0,1,2,3"]]
