@@ -373,3 +373,18 @@ GB('CommandReader').map(step).register(trigger='ordered', inorder=True)
     for t, _ in calls:
         t.join(10)
     assert [box["reply"] for _, box in calls] == [["0"], ["0,1"], ["0,1,2"], ["0,1,2,3"]]
+
+
+def test_a_registration_alternating_waiting_and_immediate_records(server, clean):
+    r = clean
+    script = """
+import asyncio
+async def maybe_wait(x):
+    if x[1] == 'wait':
+        await asyncio.sleep(0.01)
+    return x[1]
+GB('CommandReader').map(maybe_wait).register(trigger='alt')
+"""
+    assert pyexec(r, script) == "OK"
+    for word in ["wait", "now", "wait", "wait", "now", "now", "wait"]:
+        assert r.execute_command("RG.TRIGGER", "alt", word) == [word]

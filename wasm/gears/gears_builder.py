@@ -348,11 +348,20 @@ class Flow:
             gears_async.step_active = False
         if run.waiting:  # the record waits: the run ends when it resolves
             run.ended[0] = True
+            run.recycle = lambda: self._recycle(run)
             run._maybe_end(0)
             return run
         run.done = True
         self._spare = run
         return run
+
+    def _recycle(self, run):
+        """A run that waited has ended (and its results were read): the next event may use it."""
+        run.recycle = None
+        if self._spare is None and not run.cancelled:
+            run.ended = [False] * len(run.ended)
+            run.finished = [False] * len(run.finished)
+            self._spare = run
 
     def plan(self):
         """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""

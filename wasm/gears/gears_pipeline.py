@@ -53,7 +53,8 @@ class _Serial:
 
 class Run:
     __slots__ = ("errors", "format_error", "timings", "results", "parked", "ended", "finished", "waiting",
-                 "saturated", "done", "cancelled", "on_done", "entries", "finishers", "states", "reusable")
+                 "saturated", "done", "cancelled", "on_done", "entries", "finishers", "states", "reusable",
+                 "recycle")
 
     def __init__(self, steps, errors, format_error, timings=None):
         stages = [(i, kind, args) for i, (kind, *args) in enumerate(steps) if kind not in PASS_THROUGH]
@@ -67,6 +68,7 @@ class Run:
         self.saturated = False  # a limit() has all it will pass: reading can stop
         self.done = self.cancelled = False
         self.on_done = None
+        self.recycle = None  # called once a waiting run has ended and been read (run_one)
         # entries[k](record) runs step k on a record; finishers[k]() ends it; states[k] is
         # the _Serial of a step that keeps state.
         self.entries = [None] * n + [self.results.append]
@@ -180,6 +182,8 @@ class Run:
             self.done = True
             if self.on_done is not None:
                 self.on_done()
+            if self.recycle is not None:
+                self.recycle()
 
 
 # ---- the steps: _build_<kind>(run, k, next step's entry, *args) -> (entry, finisher, state)
