@@ -187,13 +187,8 @@ fn run_deferred(ctx: &Context, deferred: Vec<(Target, Vec<u8>)>, args: Vec<Vec<u
         match target.session.try_callback(Callback::KeyEvent, &payload, setup) {
             Some(Ok(out)) if out.deferred.is_some() => {
                 let client = Arc::new(WorkerContext::block(ctx));
-                let command = out.command.clone().unwrap_or(command);
-                let rest = fired.collect();
-                out.then(move |result| {
-                    key_events::record(&target.id, started, result);
-                    drop(target);
-                    continue_chain(client, rest, command, reply);
-                });
+                let chain = Chain { client, remaining: fired.collect(), command, reply };
+                chain.after_waiting(target, started, out);
                 return Ok(RedisValue::NoReply);
             }
             Some(result) => command = finish_one(&target.id, started, result, command),
@@ -209,36 +204,48 @@ fn run_deferred(ctx: &Context, deferred: Vec<(Target, Vec<u8>)>, args: Vec<Vec<u
         send(ctx, command.override_reply.as_ref().unwrap_or(&reply));
         return Ok(RedisValue::NoReply);
     }
-    let client = Arc::new(WorkerContext::block(ctx));
-    workers::submit(move || continue_chain(client, remaining, command, reply));
+    let chain = Chain { client: Arc::new(WorkerContext::block(ctx)), remaining, command, reply };
+    workers::submit(move || chain.run());
     Ok(RedisValue::NoReply)
 }
 
-/// Runs the remaining `commands=` registrations one after the other (on a worker, or where
-/// the records of one that waited finished), then answers the client.
-fn continue_chain(
+/// The `commands=` registrations still to run for a blocked client, and its reply so far.
+struct Chain {
     client: Arc<WorkerContext>,
-    mut remaining: VecDeque<(Target, Vec<u8>)>,
-    mut command: CommandCtx,
+    remaining: VecDeque<(Target, Vec<u8>)>,
+    command: CommandCtx,
     reply: Reply,
-) {
-    while let Some((target, payload)) = remaining.pop_front() {
-        let setup = EntrySetup { command: Some(command.clone()), ..EntrySetup::new(redis_call::for_client(&client)) };
-        let started = Instant::now();
-        match target.session.callback(Callback::KeyEvent, &payload, setup) {
-            Ok(out) if out.deferred.is_some() => {
-                let command = out.command.clone().unwrap_or(command);
-                out.then(move |result| {
-                    key_events::record(&target.id, started, result);
-                    drop(target);
-                    continue_chain(client, remaining, command, reply);
-                });
-                return;
+}
+
+impl Chain {
+    /// Runs the remaining registrations one after the other (on a worker, or where the
+    /// records of one that waited finished), then answers the client.
+    fn run(mut self) {
+        while let Some((target, payload)) = self.remaining.pop_front() {
+            let setup = EntrySetup {
+                command: Some(self.command.clone()),
+                ..EntrySetup::new(redis_call::for_client(&self.client))
+            };
+            let started = Instant::now();
+            match target.session.callback(Callback::KeyEvent, &payload, setup) {
+                Ok(out) if out.deferred.is_some() => return self.after_waiting(target, started, out),
+                result => self.command = finish_one(&target.id, started, result, self.command),
             }
-            result => command = finish_one(&target.id, started, result, command),
         }
+        self.client.reply(self.command.override_reply.as_ref().unwrap_or(&self.reply));
     }
-    client.reply(command.override_reply.as_ref().unwrap_or(&reply));
+
+    /// `target`'s records wait: the chain goes on once they are done.
+    fn after_waiting(mut self, target: Target, started: Instant, out: CallbackOutput) {
+        if let Some(command) = out.command.clone() {
+            self.command = command;
+        }
+        out.then(move |result| {
+            key_events::record(&target.id, started, result);
+            drop(target);
+            self.run();
+        });
+    }
 }
 
 /// Records one `commands=` run; keeps the override it set, if any.

@@ -118,11 +118,7 @@ pub fn abort_waiting(id: &str) -> bool {
     }
     finish(id, Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string()), 0);
     if let Some(session) = session {
-        crate::workers::submit(move || {
-            let payload = crate::codec::encode_args(&[b"cancel".as_slice(), token.to_string().as_bytes()]);
-            let setup = crate::sandbox::EntrySetup::new(crate::redis_call::detached());
-            let _ = session.callback(crate::session::Callback::Dispatch, &payload, setup);
-        });
+        session.dispatch_on_worker(&[b"cancel", token.to_string().as_bytes()]);
     }
     true
 }

@@ -149,12 +149,7 @@ impl Session {
         let mut guest = self.guest();
         let wheels = self.requirements.iter().map(|r| (r.name.clone(), Arc::clone(&r.bytes))).collect();
         let done = guest.exec_script(script, redis, restore_ids, wheels);
-        self.start_time_events(&mut guest);
-        let after = guest.take_after();
-        let poisoned = guest.poisoned();
-        drop(guest);
-        self.after_entry(after, poisoned, done.is_ok());
-        done
+        self.leave(guest, done).map(|(done, _)| done)
     }
 
     fn run_callback(
@@ -196,14 +191,8 @@ impl Session {
         setup: EntrySetup,
     ) -> Result<CallbackOutput, SandboxError> {
         let result = Self::run_callback(&mut guest, kind, payload, setup);
-        self.start_time_events(&mut guest);
         let command = guest.take_command();
-        let after = guest.take_after();
-        let poisoned = guest.poisoned();
-        drop(guest);
-        let deferred = if result.is_ok() { after.deferred } else { None };
-        self.after_entry(after, poisoned, result.is_ok());
-        result.map(|reply| CallbackOutput { reply, command, deferred })
+        self.leave(guest, result).map(|(reply, deferred)| CallbackOutput { reply, command, deferred })
     }
 
     pub fn run_execution(
@@ -214,13 +203,36 @@ impl Session {
     ) -> Result<CallbackOutput, SandboxError> {
         let mut guest = self.guest();
         let result = guest.run_execution(id, redis, abort);
+        self.leave(guest, result).map(|(reply, deferred)| CallbackOutput { reply, command: None, deferred })
+    }
+
+    /// Ends an entry: starts the time events it created, frees the session, then does what
+    /// the entry left to do (`after_entry`). With the entry's deferred token, if any.
+    fn leave<T>(
+        &self,
+        mut guest: MutexGuard<'_, Guest>,
+        result: Result<T, SandboxError>,
+    ) -> Result<(T, Option<u64>), SandboxError> {
         self.start_time_events(&mut guest);
         let after = guest.take_after();
         let poisoned = guest.poisoned();
         drop(guest);
         let deferred = if result.is_ok() { after.deferred } else { None };
         self.after_entry(after, poisoned, result.is_ok());
-        result.map(|reply| CallbackOutput { reply, command: None, deferred })
+        result.map(|value| (value, deferred))
+    }
+
+    /// Runs a `_dispatch` entry (`fields`: kind, args...) on a worker; the job holds the
+    /// session. Failures go to the log.
+    pub fn dispatch_on_worker(self: &Arc<Self>, fields: &[&[u8]]) {
+        let payload = encode_args(fields);
+        let me = Arc::clone(self);
+        crate::workers::submit(move || {
+            let setup = EntrySetup::new(crate::redis_call::detached());
+            if let Err(e) = me.callback(Callback::Dispatch, &payload, setup) {
+                crate::redis_log::warning(&format!("wasmgears: session {}: {e}", me.id));
+            }
+        });
     }
 
     /// With the session free again: notes the entry's deferred token, delivers the results
@@ -273,20 +285,13 @@ impl Session {
                 return; // due sooner, or firing now: that run will ask again
             }
         }
-        // The timer holds the session: records waiting on a timer keep it alive.
+        // The timer holds the session: records waiting on a timer keep it alive. When due,
+        // the loop runs in a `loop` entry.
         let timer = crate::timers::after(Duration::from_millis(ms), move || {
-            crate::workers::submit(move || me.run_loop());
+            *me.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            me.dispatch_on_worker(&[b"loop"]);
         });
         *wake = Some((at, timer));
-    }
-
-    /// A timer of the event loop is due: the loop runs in a `loop` entry.
-    fn run_loop(&self) {
-        *self.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let setup = EntrySetup::new(crate::redis_call::detached());
-        if let Err(e) = self.callback(Callback::Dispatch, &encode_args(&[b"loop".as_slice()]), setup) {
-            crate::redis_log::warning(&format!("wasmgears: session {}: event loop: {e}", self.id));
-        }
     }
 }
 

@@ -250,6 +250,20 @@ def r(server):
     return c
 
 
+@pytest.fixture
+def clean(r):
+    """`r`, and afterwards every registration dropped and the data flushed."""
+    yield r
+    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
+        r.execute_command("RG.UNREGISTER", entry[1])
+    r.flushall()
+
+
+def as_dict(flat):
+    """A flat [name, value, ...] reply as a dict."""
+    return dict(zip(flat[::2], flat[1::2]))
+
+
 def pytest_report_header(config):
     exists = "found" if os.path.exists(MODULE_PATH) else "MISSING"
     return [f"wasmgears module: {MODULE_PATH} ({exists})",

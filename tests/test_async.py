@@ -5,15 +5,7 @@ import threading
 import pytest
 import redis
 
-from conftest import pyexec, pyexec_err, wait_for
-
-
-@pytest.fixture
-def clean(r):
-    yield r
-    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
-        r.execute_command("RG.UNREGISTER", entry[1])
-    r.flushall()
+from conftest import as_dict, pyexec, pyexec_err, wait_for
 
 
 def in_background(client, *command):
@@ -28,10 +20,6 @@ def in_background(client, *command):
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, box
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def status(r, eid):

@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from conftest import RedisServer, pyexec, wait_for
+from conftest import RedisServer, as_dict, pyexec, wait_for
 
 # Two registrations of one session share one global counter.
 SHARED = """
@@ -18,10 +18,6 @@ def bump(x):
 GB().foreach(bump).register(prefix='ev:*', eventTypes=['set'], mode='sync')
 GB('CommandReader').map(lambda x: bump(x) or count).register(trigger='bump', convertToStr=False)
 """
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def registration_ids(c):

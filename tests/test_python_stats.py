@@ -2,11 +2,7 @@
 import pytest
 import redis
 
-from conftest import pyexec
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
+from conftest import as_dict, pyexec
 
 
 def test_pystats_and_info(r):

@@ -5,15 +5,7 @@ import time
 import pytest
 import redis
 
-from conftest import pyexec, pyexec_err, wait_for
-
-
-@pytest.fixture
-def clean(r):
-    yield r
-    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
-        r.execute_command("RG.UNREGISTER", entry[1])
-    r.flushall()
+from conftest import as_dict, pyexec, pyexec_err, wait_for
 
 
 def raw(r, *args):
@@ -24,10 +16,6 @@ def raw(r, *args):
         return conn.read_response()
     finally:
         r.connection_pool.release(conn)
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def registration(r, rid):

@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from conftest import pyexec, pyexec_err, wait_for
+from conftest import as_dict, pyexec, pyexec_err, wait_for
 
 ID_RE = re.compile(r"^0{40}-\d+$")
 
@@ -19,17 +19,6 @@ COUNTER = ("count = 0\n"
            "    return count\n"
            "GB('CommandReader').map(inc).register(trigger='{p}inc')\n"
            "GB('CommandReader').map(read).register(trigger='{p}read')\n")
-
-
-@pytest.fixture
-def clean(r):
-    yield r
-    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
-        r.execute_command("RG.UNREGISTER", entry[1])
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def test_two_registrations_share_one_globals_namespace(clean):

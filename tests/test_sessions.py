@@ -5,21 +5,10 @@ import time
 import pytest
 import redis
 
-from conftest import pyexec, pyexec_err, wait_for
+from conftest import as_dict, pyexec, pyexec_err, wait_for
 
 V1 = "GB('CommandReader').map(lambda x: 'v1').register(trigger='ver')"
 V2 = "GB('CommandReader').map(lambda x: 'v2').register(trigger='ver')"
-
-
-@pytest.fixture
-def clean(r):
-    yield r
-    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
-        r.execute_command("RG.UNREGISTER", entry[1])
-
-
-def as_dict(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def sessions(r, *args):

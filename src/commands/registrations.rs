@@ -4,9 +4,8 @@ use crate::codec::{encode_args, Reply};
 use crate::flows::split_results;
 use crate::registrations;
 use crate::reply::send;
-use crate::sandbox::{EntrySetup, SandboxError};
-use crate::session::{Callback, CallbackOutput};
-use crate::{redis_call, workers};
+use crate::sandbox::SandboxError;
+use crate::session::CallbackOutput;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::time::Instant;
 
@@ -81,10 +80,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ctx.replicate("rg.innerunregister", &[id.as_str()]);
     if let (true, Some(session)) = (abort_pending, session) {
         // Its records that wait for async steps end with the forced-stop error.
-        let payload = encode_args(&[b"cancel_registration".as_slice(), id.as_bytes()]);
-        workers::submit(move || {
-            let _ = session.callback(Callback::Dispatch, &payload, EntrySetup::new(redis_call::detached()));
-        });
+        session.dispatch_on_worker(&[b"cancel_registration", id.as_bytes()]);
     }
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -187,68 +187,42 @@ class Run:
 
 
 # ---- the steps: _build_<kind>(run, k, next step's entry, *args) -> (entry, finisher, state)
-def _build_map(run, k, emit, f):
+def _per_record(run, k, f, then):
+    """A step calling `f(record)` once per record; `then(record, value)` continues it, now or
+    once the value it waits for has resolved."""
     def entry(record):
         try:
             value = f(record)
             if _async.created is not None:
                 value, _async.created = _async.created, None
             if value.__class__ in _WAITS:
-                return run.park(k, value, emit)
+                return run.park(k, value, lambda v: then(record, v))
         except Exception as exc:
             return run.fail(exc)
-        emit(value)
+        then(record, value)
     return entry, None, None
 
 
+def _build_map(run, k, emit, f):
+    return _per_record(run, k, f, lambda record, value: emit(value))
+
+
 def _build_flatmap(run, k, emit, f):
-    def expand(value):
+    def expand(record, value):
         if isinstance(value, list):
             for v in value:
                 emit(v)
         else:
             emit(value)
-
-    def entry(record):
-        try:
-            value = f(record)
-            if _async.created is not None:
-                value, _async.created = _async.created, None
-            if value.__class__ in _WAITS:
-                return run.park(k, value, expand)
-        except Exception as exc:
-            return run.fail(exc)
-        expand(value)
-    return entry, None, None
+    return _per_record(run, k, f, expand)
 
 
 def _build_filter(run, k, emit, f):
-    def entry(record):
-        try:
-            value = f(record)
-            if _async.created is not None:
-                value, _async.created = _async.created, None
-            if value.__class__ in _WAITS:
-                return run.park(k, value, lambda keep: emit(record) if keep else None)
-        except Exception as exc:
-            return run.fail(exc)
-        if value:
-            emit(record)
-    return entry, None, None
+    return _per_record(run, k, f, lambda record, keep: emit(record) if keep else None)
 
 
 def _build_foreach(run, k, emit, f):
-    def entry(record):
-        try:
-            value = f(record)
-            if _async.created is not None:
-                value, _async.created = _async.created, None
-            if value.__class__ in _WAITS:
-                return run.park(k, value, lambda _: emit(record))
-        except Exception as exc:
-            return run.fail(exc)
-        emit(record)
-    return entry, None, None
+    return _per_record(run, k, f, lambda record, _: emit(record))
 
 
 def _build_accumulate(run, k, emit, f):

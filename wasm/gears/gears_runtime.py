@@ -405,9 +405,12 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
     errors = []
     run = flow.start(errors, format_error, source=records)
     if not run.done:
-        waited_from = len(errors)
-        run.on_done = lambda: [log("registration %s: %s" % (registration_id, e), "warning")
-                               for e in errors[waited_from:]]
+        reported = len(errors)
+
+        def log_later_errors():
+            for e in errors[reported:]:
+                log("registration %s: %s" % (registration_id, e), "warning")
+        run.on_done = log_later_errors
     if records and trim == "1" and (not errors or policy == "continue"):
         _gears_host.call(["XDEL", key] + [r["id"] for r in records])
     last = records[-1]["id"] if records else after_id
