@@ -217,7 +217,7 @@ def test_a_sync_registration_that_goes_async_continues_after_the_command(server,
     script = """
 import asyncio
 async def later(rec):
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
     execute('set', 'after:' + rec['key'], 'yes')
 GB().foreach(later).register(prefix='s:*', mode='sync')
 """
