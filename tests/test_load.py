@@ -1,4 +1,4 @@
-"""Load and faults: many clients mixing scripts, triggers and plain commands; kill -9 under
+"""Load and faults: many clients mixing scripts, triggers (one of them async) and plain commands; kill -9 under
 load loses nothing acknowledged."""
 import os
 import signal
@@ -20,6 +20,11 @@ def on_set(r):
 GB().foreach(on_set).register(prefix='load:*', eventTypes=['set'], mode='sync')
 GB('CommandReader').map(lambda x: sets).register(trigger='load_sets', convertToStr=False)
 GB('CommandReader').map(lambda x: int(x[1]) * 2).register(trigger='double', convertToStr=False)
+import asyncio
+async def later_double(x):
+    await asyncio.sleep(0.001)
+    return int(x[1]) * 2
+GB('CommandReader').map(later_double).register(trigger='double_async', convertToStr=False)
 """
 
 
@@ -29,7 +34,7 @@ def worker(port, n, stop, stats, errors):
     try:
         while not stop.is_set():
             i += 1
-            kind = (n + i) % 5
+            kind = (n + i) % 6
             if kind == 0:
                 assert c.execute_command("RG.PYEXECUTE", "x = %d" % i) == "OK"
             elif kind == 1:
@@ -39,9 +44,11 @@ def worker(port, n, stop, stats, errors):
                 stats["sets"][n] += 1
             elif kind == 3:
                 stats["incrs"][n] = c.incr("plain:%d" % n)
-            else:
+            elif kind == 4:
                 res = c.execute_command("RG.PYEXECUTE", "GB('PythonReader').run(lambda: %d)" % i)
                 assert res == [[str(i)], []]
+            else:  # a trigger whose record waits on the session's event loop
+                assert c.execute_command("RG.TRIGGER", "double_async", i) == [2 * i]
     except Exception as e:  # any error is a failure: none is expected here
         errors.append(repr(e))
     finally:
