@@ -44,6 +44,7 @@ pub fn run_and_answer(
                 return Ok(());
             }
             Some(result) => {
+                crate::registrations::record_trigger(&target.id);
                 send(ctx, &answer(&target.id, started, result));
                 return Ok(());
             }
@@ -84,6 +85,7 @@ fn answer_later(
     started: Instant,
     answer: Answer,
 ) -> impl FnOnce(Result<Reply, SandboxError>) + Send + 'static {
+    crate::registrations::record_trigger(&target.id); // now: its records may still wait
     move |result| {
         let result = result.map(|reply| CallbackOutput { reply, command: None, deferred: None });
         let reply = answer(&target.id, started, result);

@@ -237,6 +237,7 @@ impl Chain {
 
     /// `target`'s records wait: the chain goes on once they are done.
     fn after_waiting(mut self, target: Target, started: Instant, out: CallbackOutput) {
+        registrations::record_trigger(&target.id);
         if let Some(command) = out.command.clone() {
             self.command = command;
         }
@@ -256,6 +257,7 @@ fn finish_one(
     before: CommandCtx,
 ) -> CommandCtx {
     let command = result.as_ref().ok().and_then(|out| out.command.clone());
+    registrations::record_trigger(id);
     key_events::record(id, started, result.map(|out| out.reply));
     command.unwrap_or(before)
 }

@@ -82,6 +82,7 @@ fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
 /// Records the run once its results are in (now, or when its waiting records finish: the
 /// continuation holds the registration's session meanwhile).
 pub fn record_when_done(target: Target, started: Instant, result: Result<CallbackOutput, SandboxError>) {
+    registrations::record_trigger(&target.id);
     match result {
         Ok(out) => out.then(move |result| record(&target.id, started, result)),
         Err(e) => record(&target.id, started, Err(e)),

@@ -330,6 +330,15 @@ pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
     }
 }
 
+/// Counts a run as triggered, when its callback has returned (records that wait for async
+/// steps are counted then; their success or failure when they finish).
+pub fn record_trigger(id: &str) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.triggered += 1;
+    }
+}
+
 /// Counts a run whose execution is dropped once replied (RG.TRIGGER, hooks).
 pub fn record_unlisted_run(id: &str, ms: u64, first_error: Option<&str>) {
     let mut reg = registry();
@@ -338,8 +347,8 @@ pub fn record_unlisted_run(id: &str, ms: u64, first_error: Option<&str>) {
     }
 }
 
+/// Counts how a run ended (`record_trigger` counted its start).
 fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
-    st.triggered += 1;
     st.last_ms = ms;
     st.total_ms += ms;
     match first_error {

@@ -195,6 +195,7 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
                 Err(e) => (after.clone(), 0, Some(e.to_string())),
             };
         if read > 0 || error.is_some() {
+            registrations::record_trigger(&target.id);
             registrations::record_run(&target.id, started.elapsed().as_millis() as u64, error.as_deref());
             registrations::record_lag(&target.id, lag_ms(&last));
         }

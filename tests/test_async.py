@@ -53,10 +53,16 @@ GB('CommandReader').map(release).register(trigger='release')
 def test_a_future_is_completed_by_another_registration_of_the_script(server, clean):
     r = clean
     assert pyexec(r, FUTURE_PAIR) == "OK"
+    wait_id = r.execute_command("RG.DUMPREGISTRATIONS")[0][1]
     t, box = in_background(server.client(), "RG.TRIGGER", "wait")
+    # Counted as triggered once its record waits; its success only when it is done.
+    assert wait_for(lambda: registration_stats(r, wait_id)["numTriggered"] == 1, 5)
+    assert registration_stats(r, wait_id)["numSuccess"] == 0
     assert wait_for(lambda: r.execute_command("RG.TRIGGER", "release", "probe") == ["1"], 5)
     t.join(5)
     assert box == {"reply": ["got probe"]}
+    stats = registration_stats(r, wait_id)
+    assert (stats["numTriggered"], stats["numSuccess"], stats["numFailures"]) == (1, 1, 0)
     # Nothing waits any more: releasing finds no future.
     assert r.execute_command("RG.TRIGGER", "release", "x") == ["0"]
 
