@@ -22,6 +22,15 @@ def in_background(client, *command):
     return t, box
 
 
+def last_command(r, name):
+    """The last command of the client called `name` (CLIENT LIST's cmd=), or None."""
+    for line in r.execute_command("CLIENT", "LIST").splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("name") == name:
+            return fields.get("cmd")
+    return None
+
+
 def status(r, eid):
     return r.execute_command("RG.GETEXECUTION", eid)[0][3][1]
 
@@ -362,8 +371,11 @@ GB('CommandReader').map(step).register(trigger='ordered', inorder=True)
     assert pyexec(r, script) == "OK"
     calls = []
     for i in range(4):
-        calls.append(in_background(server.client(), "RG.TRIGGER", "ordered", str(i)))
-        wait_for(lambda: False, 0.03)  # arrival order: 0, 1, 2, 3
+        client = server.client()
+        client.client_setname(f"ordered{i}")
+        calls.append(in_background(client, "RG.TRIGGER", "ordered", str(i)))
+        # Arrival order 0, 1, 2, 3: the next call goes only once this one reached the server.
+        assert wait_for(lambda: last_command(r, f"ordered{i}") == "rg.trigger", 5)
     for t, _ in calls:
         t.join(10)
     assert [box["reply"] for _, box in calls] == [["0"], ["0,1"], ["0,1,2"], ["0,1,2,3"]]
