@@ -394,3 +394,20 @@ GB('CommandReader').map(maybe_wait).register(trigger='alt')
     assert pyexec(r, script) == "OK"
     for word in ["wait", "now", "wait", "wait", "now", "now", "wait"]:
         assert r.execute_command("RG.TRIGGER", "alt", word) == [word]
+
+
+def test_a_flow_run_inside_a_step_keeps_the_steps_future(r):
+    script = """
+def before(x):
+    f = gearsFuture()
+    res, errs = GB('PythonReader').map(lambda y: y + 1).run(lambda: iter([1, 2])).result()
+    f.continueRun('%s:%s' % (x, ','.join(res)))
+    return f
+def after(x):
+    GB('PythonReader').run(lambda: iter([1]))
+    f = gearsFuture()
+    f.continueRun(x + '!')
+    return f
+GB('PythonReader').map(before).map(after).run(lambda: iter(['a']))
+"""
+    assert pyexec(r, script) == [["a:2,3!"], []]

@@ -57,6 +57,23 @@ def new_entry():
     _entry_flags, step_active, created = None, False, None
 
 
+class step_scope:
+    """Around the callbacks of a flow's steps: gearsFuture() is allowed there, and the future a
+    callback creates is its own. A flow run inside a step restores the outer step's state."""
+
+    __slots__ = ("saved",)
+
+    def __enter__(self):
+        global step_active, created
+        self.saved = (step_active, created)
+        step_active, created = True, None
+
+    def __exit__(self, *exc_info):
+        global step_active, created
+        step_active, created = self.saved
+        return False
+
+
 def _flags():
     global _entry_flags
     if _entry_flags is None:

@@ -341,11 +341,8 @@ class Flow:
         else:
             run.errors, run.done = errors, False
             run.results.clear()
-        gears_async.step_active = True
-        try:
+        with gears_async.step_scope():
             run.entries[0](record)
-        finally:
-            gears_async.step_active = False
         if run.waiting:  # the record waits: the run ends when it resolves
             run.ended[0] = True
             run.recycle = lambda: self._recycle(run)

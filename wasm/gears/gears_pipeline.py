@@ -84,8 +84,7 @@ class Run:
     # ---- feeding --------------------------------------------------------------------
     def feed(self, source):
         """Pushes every record of `source` (a reader) and ends the input."""
-        _async.step_active = True
-        try:
+        with _async.step_scope():
             entry = self.entries[0]
             try:
                 if self.timings is None:
@@ -108,8 +107,6 @@ class Run:
                 self.fail(exc)
             self.ended[0] = True
             self._maybe_end(0)
-        finally:
-            _async.step_active = False
         return self
 
     def fail(self, exc):
@@ -134,12 +131,9 @@ class Run:
         self.waiting.discard(future)
         if self.cancelled:
             return
-        _async.step_active = True
-        try:
+        with _async.step_scope():
             self._resolve(k, future, then, serial)
             self._maybe_end(k)
-        finally:
-            _async.step_active = False
 
     def _resolve(self, k, future, then, serial):
         try:
