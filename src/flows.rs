@@ -132,9 +132,10 @@ fn finish(id: &str, outcome: Outcome, total_ms: u64) {
         e.errors = outcome.errors;
         e.step_ms = outcome.step_ms;
         e.total_ms = total_ms;
-        let answered = (std::mem::take(&mut e.waiters), e.results_reply());
+        let waiters = std::mem::take(&mut e.waiters);
+        let reply = e.results_reply();
         let dropped = if e.drop_when_answered { reg.remove(id) } else { None };
-        (answered.0, answered.1, dropped)
+        (waiters, reply, dropped)
     };
     drop(dropped); // outside the lock: this may free the session
     for waiter in waiters {

@@ -7,7 +7,6 @@ import copy
 import types
 
 import _gears_host
-import gears_async
 import gears_pipeline
 import gears_readers
 
@@ -339,25 +338,16 @@ class Flow:
             if not run.reusable:
                 return run.feed((record,))
         else:
-            run.errors, run.done = errors, False
-            run.results.clear()
-        with gears_async.step_scope():
-            run.entries[0](record)
-        if run.waiting:  # the record waits: the run ends when it resolves
-            run.ended[0] = True
+            run.reset(errors)
+        run.feed_one(record)
+        if run.done:
+            self._spare = run
+        else:  # the record waits: once its results are read the run may serve again
             run.recycle = lambda: self._recycle(run)
-            run._maybe_end(0)
-            return run
-        run.done = True
-        self._spare = run
         return run
 
     def _recycle(self, run):
-        """A run that waited has ended (and its results were read): the next event may use it."""
-        run.recycle = None
         if self._spare is None and not run.cancelled:
-            run.ended = [False] * len(run.ended)
-            run.finished = [False] * len(run.finished)
             self._spare = run
 
     def plan(self):

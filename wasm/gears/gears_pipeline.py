@@ -109,6 +109,27 @@ class Run:
             self._maybe_end(0)
         return self
 
+    def feed_one(self, record):
+        """One record (an event) through a run of per-record steps: done at once unless it
+        waits. Skips the reader loop of `feed`: this is the path of every event."""
+        with _async.step_scope():
+            self.entries[0](record)
+        if self.waiting:
+            self.ended[0] = True
+            self._maybe_end(0)  # the steps before the waiting record end now
+        else:
+            self.done = True
+        return self
+
+    def reset(self, errors):
+        """A run that has ended, ready for new input (its results list is emptied)."""
+        self.errors, self.done = errors, False
+        self.results.clear()
+        if self.ended[0]:  # it waited last time: its end-of-input state and callbacks go too
+            self.ended = [False] * len(self.ended)
+            self.finished = [False] * len(self.finished)
+            self.on_done = self.recycle = None
+
     def fail(self, exc):
         _async.created = None
         self.errors.append(self.format_error(exc, exc.__traceback__))

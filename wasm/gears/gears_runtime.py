@@ -230,21 +230,20 @@ def _profiled(entry):
     def run(arg):
         global _profiler
         gears_async.new_entry()
-        if _gears_host.config_get("ProfileExecutions") in (None, "0"):
-            out = entry(arg)
-        else:
+        profiler = None
+        if _gears_host.config_get("ProfileExecutions") not in (None, "0"):
             if _profiler is None:
                 import cProfile
                 _profiler = cProfile.Profile()
-            _profiler.enable()
-            try:
-                out = entry(arg)
-                gears_async.after_entry()
-            finally:
-                _profiler.disable()
+            profiler = _profiler
+            profiler.enable()
+        try:
+            out = entry(arg)
+            gears_async.after_entry()
             return out
-        gears_async.after_entry()
-        return out
+        finally:
+            if profiler is not None:
+                profiler.disable()
     run.__name__ = entry.__name__
     return run
 
