@@ -6,7 +6,7 @@ PORT ?= 6379
 VENV := $(WASMGEARS_CACHE)/venv
 MODULE := target/release/libwasmgears.so
 
-.PHONY: all deps module run test unit-test integration-test bench fuzz lint clean-cache
+.PHONY: all deps module run test unit-test integration-test bench fuzz lint layers clean-cache
 
 all: module
 
@@ -30,13 +30,20 @@ $(VENV)/.done: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
-unit-test: deps
-	cargo test --release --workspace
+# Rust tests of every crate; the sandbox's run the built guest against a fake host (no Redis).
+unit-test: module
+	WASMGEARS_GUEST_DIR=$$(cat target/.guest-dir) WASMGEARS_REQUIRE_GUEST=1 cargo test --release --workspace
 
 integration-test: module $(VENV)/.done
-	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) $(VENV)/bin/python -m pytest -q tests
+	@py=$$(bash python-wasi/build.sh); \
+	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) WASMGEARS_NATIVE_PYTHON=$$py/native/python \
+	$(VENV)/bin/python -m pytest -q tests
 
-test: unit-test integration-test
+# Imports between layers run one way (tools/check-layers.py says which).
+layers:
+	python3 tools/check-layers.py
+
+test: lint layers unit-test integration-test
 
 # Long fuzzing: property tests of every host parser/codec, then the end-to-end fuzzer.
 FUZZ_CASES ?= 100000
@@ -45,8 +52,8 @@ fuzz: module $(VENV)/.done
 	FUZZ_CASES=$(FUZZ_CASES) WASMGEARS_MODULE=$(CURDIR)/$(MODULE) \
 	  $(VENV)/bin/python -m pytest -q -s tests/test_fuzz_smoke.py
 
-lint:
-	cargo fmt --check
+lint: deps
+	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 
 bench: module $(VENV)/.done

@@ -1,13 +1,13 @@
 //! Property-based fuzzing of every parser and codec the host has (`make fuzz` runs many more
 //! cases: PROPTEST_CASES). Invariants: no panic on any input; accepted input round-trips.
 
-use crate::codec::{decode_args, decode_batch, encode_args, Reply};
-use crate::config::Config;
-use crate::deferred::{Completion, Table};
-use crate::pyexecute_args;
-use crate::registrations::parse_source;
+use crate::runtime::config::Config;
+use crate::runtime::pyexecute_args;
+use crate::session::deferred::{Completion, Table};
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
+use wasmgears_abi::RegistrationSpec;
+use wasmgears_abi::{decode_args, decode_batch, encode_args, Reply};
 
 /// One step a sequence of deferred-token operations may take (on token number `n`).
 #[derive(Debug, Clone)]
@@ -31,6 +31,12 @@ fn token_op() -> impl Strategy<Value = TokenOp> {
 fn registration_fields() -> impl Strategy<Value = Vec<String>> {
     let word = prop_oneof![
         Just("KeysReader".to_string()),
+        Just("reader".to_string()),
+        Just("mode".to_string()),
+        Just("async".to_string()),
+        Just("prefix".to_string()),
+        Just("trigger".to_string()),
+        Just("batch".to_string()),
         Just("CommandReader".to_string()),
         Just("StreamReader".to_string()),
         Just("continue".to_string()),
@@ -99,7 +105,12 @@ proptest! {
 
     #[test]
     fn fuzz_registration_fields_never_panic(fields in registration_fields()) {
-        let _ = parse_source(&fields);
+        let bytes: Vec<&[u8]> = fields.iter().map(|f| f.as_bytes()).collect();
+        if let Ok(spec) = RegistrationSpec::decode(&bytes) {
+            let again: Vec<Vec<u8>> = spec.encode().into_iter().map(String::into_bytes).collect();
+            let again: Vec<&[u8]> = again.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(RegistrationSpec::decode(&again), Ok(spec));
+        }
     }
 
     /// Whatever the order of open/attach/complete/cancel, a continuation runs at most once,

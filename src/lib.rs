@@ -5,42 +5,27 @@
 // use is unused there.
 #![cfg_attr(test, allow(dead_code))]
 
-pub mod codec;
-pub mod config;
-pub mod pyexecute_args;
+//! Layers, lowest first (docs/architecture.md; `tools/check-layers.py` keeps them):
+//! `wasmgears_abi` (wire format) <- `wasmgears_sandbox` (wasmtime, no Redis) <- [`redis`]
+//! (the module API adapter) <- [`runtime`] (config, workers, timers) <- [`session`] <-
+//! [`gears`] (the domain) <- [`commands`] <- this file (the module's entry points).
 
-mod client_callbacks;
-mod command_hooks;
 mod commands;
-mod deferred;
-mod executions;
-mod flows;
+mod gears;
+mod redis;
+mod runtime;
+mod session;
+
 #[cfg(test)]
 mod fuzz_tests;
-mod in_order;
-mod info;
-mod key_events;
-mod linked_sessions;
-mod persistence;
-mod redis_call;
-mod redis_log;
-mod registration_dump;
-mod registrations;
-mod registry;
-mod reply;
-mod sandbox;
-mod session;
-mod settings;
-mod streams;
-mod time_events;
-mod timers;
-mod wheelhouse;
-mod worker_context;
-mod workers;
 
-use config::{Config, EXECUTION_THREADS, GUEST_DIR, MAX_SESSIONS};
+use gears::host_services::GearsHost;
+use gears::key_events;
 use redis_module::{Context, RedisResult, RedisString, Status};
+use runtime::config::{self, Config, EXECUTION_THREADS, GUEST_DIR, MAX_SESSIONS};
+use runtime::{settings, workers};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where `make` put the guest when this module was built; `GuestDir` overrides it.
 const BUILT_GUEST_DIR: Option<&str> = option_env!("WASMGEARS_GUEST_DIR");
@@ -56,9 +41,10 @@ fn load(args: &[RedisString]) -> anyhow::Result<()> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
     let config = Config::from_module_args(&args)?;
     let dir = guest_dir(&config).ok_or_else(|| anyhow::anyhow!("no guest: pass `GuestDir <dir>` (see README)"))?;
-    sandbox::init(&dir, config.int(MAX_SESSIONS) as u32)?;
+    let runtime = wasmgears_sandbox::Runtime::new(&dir, config.int(MAX_SESSIONS) as u32, Arc::new(GearsHost))?;
+    session::install(runtime, Box::new(GearsHost));
     workers::start(config.int(EXECUTION_THREADS) as usize)?;
-    redis_log::notice(&format!("wasmgears: guest loaded from {}", dir.display()));
+    crate::redis::log::notice(&format!("wasmgears: guest loaded from {}", dir.display()));
     settings::install(config);
     Ok(())
 }
@@ -66,15 +52,15 @@ fn load(args: &[RedisString]) -> anyhow::Result<()> {
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
     match std::panic::catch_unwind(|| load(args)) {
         Ok(Ok(())) => {
-            command_hooks::install(ctx);
+            redis::command_filter::install(ctx);
             Status::Ok
         }
         Ok(Err(e)) => {
-            redis_log::warning(&format!("wasmgears: failed to load: {e:#}"));
+            crate::redis::log::warning(&format!("wasmgears: failed to load: {e:#}"));
             Status::Err
         }
         Err(_) => {
-            redis_log::warning("wasmgears: failed to load (internal error)");
+            crate::redis::log::warning("wasmgears: failed to load (internal error)");
             Status::Err
         }
     }
@@ -90,7 +76,7 @@ fn deinit(_ctx: &Context) -> Status {
 fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| key_events::on_event(ctx, class, event, key))).is_err()
     {
-        redis_log::warning("wasmgears: internal error (panic) in the keyspace event handler");
+        crate::redis::log::warning("wasmgears: internal error (panic) in the keyspace event handler");
     }
 }
 
@@ -120,7 +106,7 @@ guarded_commands! {
     clear_registrations_stats => commands::registrations::clear_registrations_stats,
     pause_registrations => commands::registrations::pause_registrations,
     unpause_registrations => commands::registrations::unpause_registrations,
-    inner_hook => command_hooks::inner_hook,
+    inner_hook => commands::hooks::inner_hook,
     dump_sessions => commands::sessions::dump_sessions,
     inner_register => commands::inner::inner_register,
     inner_unregister => commands::inner::inner_unregister,
@@ -133,8 +119,8 @@ guarded_commands! {
 #[cfg(not(test))]
 mod entry {
     use super::*;
+    use gears::rdb::TIME_EVENT_TYPE;
     use redis_module::redis_module;
-    use time_events::TIME_EVENT_TYPE;
 
     redis_module! {
         name: "rg",

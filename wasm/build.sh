@@ -13,7 +13,7 @@ cache=${WASMGEARS_CACHE:-$HOME/.cache/wasmgears}
 
 key=$( { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py \
          "$top/tools/snapshot/src/main.rs" "$top/tools/snapshot/Cargo.toml" \
-         "$top/src/sandbox/engine_config.rs" "$top/Cargo.lock"; } | sha256sum | cut -c1-16)
+         "$top/crates/sandbox/src/engine_config.rs" "$top/Cargo.lock" "$top/Cargo.toml"; } | sha256sum | cut -c1-16)
 OUT=$cache/guest-$key
 if [ -f "$OUT/.done" ]; then echo "guest: cached at $OUT" >&2; echo "$OUT"; exit 0; fi
 

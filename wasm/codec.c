@@ -1,10 +1,12 @@
-/* Encoding of command args and decoding of replies; see codec.h for the format. */
+/* The guest's one codec, both ways: arguments and batches out, values in (codec.h). */
 #include "codec.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 64 /* deeper replies are refused rather than risking the C stack */
+/* Deeper replies are refused rather than risking the C stack: a value inside 64 arrays
+ * decodes, one more level does not (crates/abi's MAX_DEPTH; pinned by the vectors). */
+#define MAX_DEPTH 64
 
 static int reserve(codec_buf *b, size_t more) {
     if (b->len + more <= b->cap) return 0;
@@ -28,24 +30,47 @@ static int put(codec_buf *b, const void *src, size_t n) { return codec_put_raw(b
 
 static int put_u32(codec_buf *b, uint32_t v) { return put(b, &v, 4); } /* wasm32 is little-endian */
 
+/* One argument: str as UTF-8; bytes, bytearray (what binary replies decode to) or any other
+ * buffer as its bytes. */
+static int put_arg(codec_buf *b, PyObject *part) {
+    if (PyUnicode_Check(part)) {
+        Py_ssize_t len;
+        const char *s = PyUnicode_AsUTF8AndSize(part, &len);
+        if (!s) return -1;
+        return put_u32(b, (uint32_t)len) < 0 ? -1 : put(b, s, (size_t)len);
+    }
+    if (!PyObject_CheckBuffer(part)) {
+        PyErr_SetString(PyExc_TypeError, "command arguments must be str, bytes or bytearray");
+        return -1;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(part, &view, PyBUF_SIMPLE) < 0) return -1;
+    int rc = put_u32(b, (uint32_t)view.len) < 0 ? -1 : put(b, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return rc;
+}
+
 int codec_put_args(codec_buf *b, PyObject *parts) {
+    if (!PyList_Check(parts)) {
+        PyErr_SetString(PyExc_TypeError, "arguments must be a list");
+        return -1;
+    }
     Py_ssize_t n = PyList_GET_SIZE(parts);
     if (put_u32(b, (uint32_t)n) < 0) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *part = PyList_GET_ITEM(parts, i);
-        char *s;
-        Py_ssize_t len;
-        if (PyBytes_Check(part)) {
-            if (PyBytes_AsStringAndSize(part, &s, &len) < 0) return -1;
-        } else if (PyUnicode_Check(part)) {
-            s = (char *)PyUnicode_AsUTF8AndSize(part, &len);
-            if (!s) return -1;
-        } else {
-            PyErr_SetString(PyExc_TypeError, "command arguments must be bytes or str");
-            return -1;
-        }
-        if (put_u32(b, (uint32_t)len) < 0 || put(b, s, (size_t)len) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (put_arg(b, PyList_GET_ITEM(parts, i)) < 0) return -1;
+    return 0;
+}
+
+int codec_put_batch(codec_buf *b, PyObject *commands) {
+    if (!PyList_Check(commands)) {
+        PyErr_SetString(PyExc_TypeError, "a batch must be a list of lists");
+        return -1;
     }
+    Py_ssize_t n = PyList_GET_SIZE(commands);
+    if (put_u32(b, (uint32_t)n) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (codec_put_args(b, PyList_GET_ITEM(commands, i)) < 0) return -1;
     return 0;
 }
 
@@ -69,7 +94,7 @@ static int take(reader *r, void *dst, size_t n) {
 static PyObject *text(const uint8_t *s, uint32_t n) {
     PyObject *str = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
     if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
-    PyErr_Clear(); /* binary data: RedisGears hands it over as a bytearray */
+    PyErr_Clear(); /* binary data: RedisGears 1.2 hands it over as a bytearray */
     return PyByteArray_FromStringAndSize((const char *)s, n);
 }
 
@@ -122,6 +147,11 @@ static PyObject *decode(reader *r, int depth) {
 PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type) {
     reader r = {data, data + len, error_type};
     PyObject *value = decode(&r, 0);
+    if (value && r.p != r.end) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_ValueError, "malformed reply from host: trailing bytes");
+        return NULL;
+    }
     if (value && PyObject_TypeCheck(value, (PyTypeObject *)error_type)) {
         PyErr_SetObject(error_type, value); /* a top-level error reply raises */
         Py_DECREF(value);

@@ -1,4 +1,5 @@
-/* The host<->guest value encoding (the same as src/codec.rs), all integers little-endian.
+/* The host<->guest value encoding (crates/abi defines it; vectors/codec.json pins it), all
+ * integers little-endian.
  *   command args:  u32 argc, then argc x (u32 len, bytes)
  *   reply:         one tagged value:
  *     '$' u32 len bytes   bulk string      '+' u32 len bytes   status
@@ -20,8 +21,12 @@ typedef struct {
 /* Appends raw bytes. -1 with a Python error set on failure. */
 int codec_put_raw(codec_buf *buf, const void *src, size_t n);
 
-/* Appends a list of bytes/str objects as command args. -1 with a Python error set on failure. */
+/* Appends a list of str/bytes/bytearray objects as command args. -1 with a Python error set on
+ * failure. */
 int codec_put_args(codec_buf *buf, PyObject *parts);
+
+/* Appends a list of such lists as a batch (u32 n, then n argument encodings). */
+int codec_put_batch(codec_buf *buf, PyObject *commands);
 
 /* Decodes a reply into Python objects: bulk/status -> str (bytearray if not UTF-8),
  * integer -> int, double -> float, null -> None, array -> list. An error reply at the top

@@ -1,8 +1,11 @@
-/* The guest's C side: boots CPython at snapshot time, exposes the exports the host calls,
- * and the `_gears_host` built-in module through which Python reaches the host imports.
- * Values crossing the boundary use the encoding of codec.h (decoded here, in C). */
+/* The guest's C side of the boundary, all of it: boots CPython at snapshot time, exports the
+ * one entry point the host calls (`gears_enter`, plus memory plumbing), and builds the
+ * `_gears_host` module through which Python reaches the one host import (`gears.host`).
+ * Operation codes are only passed through: gears_abi.py (Python) and crates/abi (Rust) own
+ * them. Values use the encoding of codec.h. */
 #include <Python.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,36 +14,24 @@
 #define EXPORT(name) __attribute__((export_name(name)))
 #define IMPORT(name) __attribute__((import_module("gears"), import_name(name)))
 
-/* Host imports. Replies are written into memory the host allocates with gears_alloc. */
-IMPORT("call") int32_t host_call(const uint8_t *args, uint32_t len, uint8_t **reply, uint32_t *reply_len);
-IMPORT("log") void host_log(int32_t level, const char *msg, uint32_t len);
-IMPORT("config_get") int32_t host_config_get(const char *key, uint32_t len, uint8_t **value, uint32_t *value_len);
-IMPORT("call_batch") int32_t host_call_batch(const uint8_t *cmds, uint32_t len, uint8_t **reply, uint32_t *reply_len);
-IMPORT("atomic") int32_t host_atomic(int32_t enter);
-IMPORT("create_registration") int32_t host_create_registration(const uint8_t *info, uint32_t len, uint8_t **id, uint32_t *id_len);
-IMPORT("create_execution") int32_t host_create_execution(const uint8_t *plan, uint32_t len, uint8_t **id, uint32_t *id_len);
-IMPORT("request") int32_t host_request(const uint8_t *fields, uint32_t len, uint8_t **reply, uint32_t *reply_len);
+/* The one host import: `op` is a HostRequest code (crates/abi/src/ops.rs, gears_abi.py), the
+ * request an argument encoding (a batch for call_batch); the host writes the reply (one
+ * value) into memory it allocates with gears_alloc. 0, or -1 when the reply does not fit. */
+IMPORT("host") int32_t host(uint32_t op, const uint8_t *request, uint32_t len, uint8_t **reply, uint32_t *reply_len);
 
-static PyObject *gears_error;      /* gears.error: raised for Redis error replies */
-static PyObject *runtime_exec;     /* gears_runtime._exec_script(bytes) -> None | str */
-static PyObject *runtime_reseed;   /* gears_runtime._reseed() */
-static PyObject *runtime_run;      /* gears_runtime._run_execution(str) -> bytes */
-static PyObject *runtime_trigger;  /* gears_runtime._run_trigger(bytes) -> bytes */
-static PyObject *runtime_key_event; /* gears_runtime._run_key_event(bytes) -> bytes */
-static PyObject *runtime_dispatch;  /* gears_runtime._dispatch(bytes) -> bytes | None | str */
+static PyObject *gears_error;   /* gears.error: raised for Redis error replies */
+static PyObject *runtime_enter; /* gears_runtime._enter(op, payload) -> None | bytes | str */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
 EXPORT("gears_free") void gears_free(void *p) { free(p); }
 
-/* ---- _gears_host: call / log / config_get ---------------------------------------------- */
+/* ---- _gears_host: the host import, and the codec for the self-test --------------------- */
 
-typedef int32_t (*host_fn)(const uint8_t *, uint32_t, uint8_t **, uint32_t *);
-
-/* Sends an encoded request to a host import and decodes the reply it allocated for us. */
-static PyObject *exchange(host_fn fn, codec_buf *request) {
+/* Sends an encoded request to the host and decodes the reply it allocated for us. */
+static PyObject *exchange(uint32_t op, codec_buf *request) {
     uint8_t *reply = NULL;
     uint32_t reply_len = 0;
-    int32_t rc = fn(request->data, (uint32_t)request->len, &reply, &reply_len);
+    int32_t rc = host(op, request->data, (uint32_t)request->len, &reply, &reply_len);
     free(request->data);
     if (rc != 0) {
         free(reply);
@@ -51,90 +42,70 @@ static PyObject *exchange(host_fn fn, codec_buf *request) {
     return value;
 }
 
-/* Sends one list of bytes/str (command args, a plan, registration fields) to a host import. */
-static PyObject *exchange_list(host_fn fn, PyObject *list, const char *name) {
-    if (!PyList_Check(list)) return PyErr_Format(PyExc_TypeError, "%s() takes a list", name);
-    codec_buf buf = {0};
-    if (codec_put_args(&buf, list) < 0) { free(buf.data); return NULL; }
-    return exchange(fn, &buf);
-}
-
-static PyObject *host_module_call(PyObject *self, PyObject *parts) {
-    return exchange_list(host_call, parts, "call");
-}
-
-/* Several commands under one acquisition of the Redis lock; error replies come back as
- * gears.error instances in the list instead of raising. */
-static PyObject *host_module_call_batch(PyObject *self, PyObject *commands) {
-    if (!PyList_Check(commands)) return PyErr_Format(PyExc_TypeError, "call_batch() takes a list of lists");
-    codec_buf buf = {0};
-    Py_ssize_t n = PyList_GET_SIZE(commands);
-    uint32_t count = (uint32_t)n;
-    if (codec_put_raw(&buf, &count, 4) < 0) goto fail;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *parts = PyList_GET_ITEM(commands, i);
-        if (!PyList_Check(parts)) { PyErr_SetString(PyExc_TypeError, "each command must be a list"); goto fail; }
-        if (codec_put_args(&buf, parts) < 0) goto fail;
+static int parse_op(PyObject *const *args, Py_ssize_t nargs, const char *name, uint32_t *op) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes (op, list)", name);
+        return -1;
     }
-    return exchange(host_call_batch, &buf);
-fail:
-    free(buf.data);
-    return NULL;
+    unsigned long v = PyLong_AsUnsignedLong(args[0]);
+    if (v == (unsigned long)-1 && PyErr_Occurred()) return -1;
+    *op = (uint32_t)v;
+    return 0;
 }
 
-/* Stages a registration with the host (fields: reader, mode, trigger, ...); returns its id. */
-static PyObject *host_module_create_registration(PyObject *self, PyObject *fields) {
-    return exchange_list(host_create_registration, fields, "create_registration");
+/* request(op, fields): fields (bytes/bytearray/str) go as an argument encoding; the reply
+ * comes back decoded (a top-level error reply raises gears.error). */
+static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    uint32_t op;
+    if (parse_op(args, nargs, "request", &op) < 0) return NULL;
+    codec_buf buf = {0};
+    if (codec_put_args(&buf, args[1]) < 0) { free(buf.data); return NULL; }
+    return exchange(op, &buf);
 }
 
-/* Registers an execution with the host (plan = flat list of step fields); returns its id. */
-static PyObject *host_module_create_execution(PyObject *self, PyObject *plan) {
-    return exchange_list(host_create_execution, plan, "create_execution");
+/* request_batch(op, commands): several commands under one acquisition of the Redis lock;
+ * error replies come back as gears.error instances in the list instead of raising. */
+static PyObject *host_module_request_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    uint32_t op;
+    if (parse_op(args, nargs, "request_batch", &op) < 0) return NULL;
+    codec_buf buf = {0};
+    if (codec_put_batch(&buf, args[1]) < 0) { free(buf.data); return NULL; }
+    return exchange(op, &buf);
 }
 
-/* Everything else the host offers a running callback ([op, fields...]: the command being
- * hooked, override_reply, call_next, time events); error replies raise gears.error. */
-static PyObject *host_module_request(PyObject *self, PyObject *fields) {
-    return exchange_list(host_request, fields, "request");
+/* The codec alone, for the self-test: decode(bytes) -> objects; encode_args(list) -> bytes;
+ * encode_batch(list of lists) -> bytes. */
+static PyObject *host_module_decode(PyObject *self, PyObject *data) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *value = codec_reply_to_python(view.buf, (uint32_t)view.len, gears_error);
+    PyBuffer_Release(&view);
+    return value;
 }
 
-static PyObject *host_module_log(PyObject *self, PyObject *args) {
-    int level;
-    const char *msg;
-    Py_ssize_t len;
-    if (!PyArg_ParseTuple(args, "is#", &level, &msg, &len)) return NULL;
-    host_log(level, msg, (uint32_t)len);
-    Py_RETURN_NONE;
+static PyObject *encoded(codec_buf *buf, int rc) {
+    PyObject *out = rc < 0 ? NULL : PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)buf->len);
+    free(buf->data);
+    return out;
 }
 
-static PyObject *host_module_config_get(PyObject *self, PyObject *key) {
-    Py_ssize_t len;
-    const char *k = PyUnicode_AsUTF8AndSize(key, &len);
-    if (!k) return NULL;
-    uint8_t *value = NULL;
-    uint32_t value_len = 0;
-    if (!host_config_get(k, (uint32_t)len, &value, &value_len)) Py_RETURN_NONE;
-    PyObject *s = PyUnicode_DecodeUTF8((const char *)value, value_len, "replace");
-    free(value);
-    return s;
+static PyObject *host_module_encode_args(PyObject *self, PyObject *parts) {
+    codec_buf buf = {0};
+    return encoded(&buf, codec_put_args(&buf, parts));
 }
 
-static PyObject *host_module_atomic(PyObject *self, PyObject *enter) {
-    int flag = PyObject_IsTrue(enter);
-    if (flag < 0) return NULL;
-    if (host_atomic(flag) != 0) return PyErr_Format(gears_error, "atomic() is not available here");
-    Py_RETURN_NONE;
+static PyObject *host_module_encode_batch(PyObject *self, PyObject *commands) {
+    codec_buf buf = {0};
+    return encoded(&buf, codec_put_batch(&buf, commands));
 }
 
 static PyMethodDef host_methods[] = {
-    {"call", host_module_call, METH_O, "Run a Redis command: list of bytes -> reply."},
-    {"call_batch", host_module_call_batch, METH_O, "Run several commands under one lock."},
-    {"atomic", host_module_atomic, METH_O, "Hold (True) or release (False) the Redis lock."},
-    {"create_registration", host_module_create_registration, METH_O, "Stage a registration; its id."},
-    {"create_execution", host_module_create_execution, METH_O, "Register an execution; its id."},
-    {"request", host_module_request, METH_O, "Ask the host for [op, fields...]; its reply."},
-    {"log", host_module_log, METH_VARARGS, "Write (level, message) to the Redis log."},
-    {"config_get", host_module_config_get, METH_O, "A configuration value as str, or None."},
+    {"request", (PyCFunction)(void (*)(void))host_module_request, METH_FASTCALL, "Ask the host: (op, fields) -> reply."},
+    {"request_batch", (PyCFunction)(void (*)(void))host_module_request_batch, METH_FASTCALL,
+     "Ask the host with a batch of commands: (op, [[args...]...]) -> list of replies."},
+    {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
+    {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},
+    {"encode_batch", host_module_encode_batch, METH_O, "Encode a list of lists as a batch (self-test)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -150,9 +121,10 @@ static PyObject *init_host_module(void) {
 
 /* ---- snapshot-time initialisation -------------------------------------------------------- */
 
+/* At build time there is no host: the snapshot tool shows the guest's stderr. */
 static void fail(const char *what) {
     if (PyErr_Occurred()) PyErr_Print();
-    host_log(3, what, (uint32_t)strlen(what));
+    fprintf(stderr, "gears snapshot: %s\n", what);
     abort();
 }
 
@@ -175,15 +147,8 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
 
     PyObject *runtime = PyImport_ImportModule("gears_runtime");
     if (!runtime) fail("import gears_runtime failed");
-    runtime_exec = PyObject_GetAttrString(runtime, "_exec_script");
-    runtime_reseed = PyObject_GetAttrString(runtime, "_reseed");
-    runtime_run = PyObject_GetAttrString(runtime, "_run_execution");
-    runtime_trigger = PyObject_GetAttrString(runtime, "_run_trigger");
-    runtime_key_event = PyObject_GetAttrString(runtime, "_run_key_event");
-    runtime_dispatch = PyObject_GetAttrString(runtime, "_dispatch");
-    if (!runtime_exec || !runtime_reseed || !runtime_run || !runtime_trigger || !runtime_key_event ||
-        !runtime_dispatch)
-        fail("gears_runtime is incomplete");
+    runtime_enter = PyObject_GetAttrString(runtime, "_enter");
+    if (!runtime_enter) fail("gears_runtime has no _enter");
     /* Pre-import what scripts commonly use, so sessions start with it in the image. */
     /* gc.freeze(): the objects of the image move to the permanent generation. Otherwise a
      * session's first collection walks (and so writes to, copying on write) every page of
@@ -211,24 +176,21 @@ static void set_out(const char *s, size_t len) {
 EXPORT("gears_out_ptr") const char *gears_out_ptr(void) { return out_data; }
 EXPORT("gears_out_len") uint32_t gears_out_len(void) { return out_len; }
 
-/* Gives the session its own `random` state (the snapshot's is shared by every session). */
-EXPORT("gears_reseed") int32_t gears_reseed(void) {
-    PyObject *r = PyObject_CallNoArgs(runtime_reseed);
-    if (!r) { PyErr_Clear(); return -1; }
-    Py_DECREF(r);
-    return 0;
-}
-
-/* Calls a runtime entry point with `arg` (stolen). None -> 0 and empty output; bytes -> 0 with
- * them as output; str -> 1 with it as the error text. */
-static int32_t call_runtime(PyObject *fn, PyObject *arg) {
-    PyObject *result = arg ? PyObject_CallOneArg(fn, arg) : NULL;
-    Py_XDECREF(arg);
+/* The one entry point: `op` is a GuestEntry code (crates/abi/src/ops.rs, gears_abi.py), the
+ * payload its input. The runtime answers None -> 0 and empty output; bytes -> 0 with them as
+ * output; str -> 1 with it as the error text. */
+EXPORT("gears_enter") int32_t gears_enter(uint32_t op, const char *payload, uint32_t len) {
+    PyObject *result = PyObject_CallFunction(runtime_enter, "Iy#", (unsigned int)op, payload, (Py_ssize_t)len);
     if (!result) {
         /* The runtime itself failed (typically MemoryError while formatting). */
         PyObject *exc = PyErr_GetRaisedException();
-        const char *name = exc ? Py_TYPE(exc)->tp_name : "unknown error";
-        set_out(name, strlen(name));
+        PyObject *text = exc ? PyObject_Str(exc) : NULL;
+        const char *detail = text ? PyUnicode_AsUTF8(text) : NULL;
+        if (!detail) PyErr_Clear();
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: %s", exc ? Py_TYPE(exc)->tp_name : "unknown error", detail ? detail : "");
+        set_out(msg, strlen(msg));
+        Py_XDECREF(text);
         Py_XDECREF(exc);
         return 1;
     }
@@ -244,30 +206,4 @@ static int32_t call_runtime(PyObject *fn, PyObject *arg) {
     else { PyErr_Clear(); set_out("error", 5); }
     Py_DECREF(result);
     return 1;
-}
-
-/* Runs a script's top level. 0 on success, 1 with the formatted error in gears_out_*. */
-EXPORT("gears_exec_script") int32_t gears_exec_script(const char *src, uint32_t len) {
-    return call_runtime(runtime_exec, PyBytes_FromStringAndSize(src, len));
-}
-
-/* Runs a created execution. 0 with the encoded [[results],[errors]] in gears_out_*. */
-EXPORT("gears_run_execution") int32_t gears_run_execution(const char *id, uint32_t len) {
-    return call_runtime(runtime_run, PyUnicode_DecodeUTF8(id, len, "replace"));
-}
-
-/* Runs a registration's flow for one trigger (payload: encoded [id, trigger, args...]). */
-EXPORT("gears_run_trigger") int32_t gears_run_trigger(const char *payload, uint32_t len) {
-    return call_runtime(runtime_trigger, PyBytes_FromStringAndSize(payload, len));
-}
-
-/* Runs a KeysReader registration's flow for one event (payload: encoded [id, key, event]). */
-EXPORT("gears_run_key_event") int32_t gears_run_key_event(const char *payload, uint32_t len) {
-    return call_runtime(runtime_key_event, PyBytes_FromStringAndSize(payload, len));
-}
-
-/* Runs any other callback the host schedules (payload: encoded [kind, fields...]: a stream
- * batch, a time event). Output as for the others. */
-EXPORT("gears_dispatch") int32_t gears_dispatch(const char *payload, uint32_t len) {
-    return call_runtime(runtime_dispatch, PyBytes_FromStringAndSize(payload, len));
 }

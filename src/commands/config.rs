@@ -1,7 +1,7 @@
 //! RG.CONFIGGET and RG.CONFIGSET: one reply element per key, errors as elements.
 
-use crate::config::{SetOutcome, Value};
-use crate::settings;
+use crate::runtime::config::{SetOutcome, Value};
+use crate::runtime::settings;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 fn reply_array(ctx: &Context, items: Vec<RedisResult>) -> RedisResult {

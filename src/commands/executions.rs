@@ -1,15 +1,15 @@
 //! The execution commands: RG.DUMPEXECUTIONS, RG.GETEXECUTION, RG.GETRESULTS,
 //! RG.GETRESULTSBLOCKING, RG.DROPEXECUTION, RG.ABORTEXECUTION (spec §1.1, §1.4).
 
-use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
-use crate::codec::Reply;
-use crate::executions::{self, Execution, Status, SHARD_ID};
-use crate::registry::Finished;
-use crate::reply::{bulk, send};
-use crate::worker_context::WorkerContext;
+use crate::gears::executions::{self, Execution, Status, SHARD_ID};
+use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
+use crate::redis::reply::{bulk, send};
+use crate::redis::worker_context::WorkerContext;
+use crate::runtime::registry::Finished;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use wasmgears_abi::Reply;
 
 const NO_PLAN: &str = "execution plan does not exist";
 
@@ -160,6 +160,6 @@ pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     // One waiting for async records is in no guest call to stop: it ends here.
-    crate::flows::abort_waiting(&id);
+    crate::gears::flows::abort_waiting(&id);
     done(ctx, Reply::Status(b"OK".to_vec()))
 }

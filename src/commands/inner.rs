@@ -1,8 +1,8 @@
 //! Commands replicas and the AOF receive: RG.INNERREGISTER (a session and its registrations)
 //! and RG.INNERUNREGISTER. On the primary, where the session already exists, they do nothing.
 
-use crate::persistence::{self, SavedSession};
-use crate::registrations;
+use crate::gears::persistence::{self, SavedSession};
+use crate::gears::registrations;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {

@@ -1,17 +1,23 @@
 //! RG.PYEXECUTE: runs a script in a new session, on a worker, with the client blocked.
 
-use super::{blocking_denied, BLOCKING_NOT_ALLOWED};
-use crate::codec::Reply;
-use crate::pyexecute_args::{self, ArgsError, PyExecuteArgs};
-use crate::sandbox::ScriptOutcome;
+use crate::gears::executions;
+use crate::gears::flows;
+use crate::gears::linked_sessions;
+use crate::gears::persistence;
+use crate::gears::registrations;
+use crate::redis::caller;
+use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
+use crate::redis::worker_context::WorkerContext;
+use crate::runtime::pyexecute_args::{self, ArgsError, PyExecuteArgs};
+use crate::runtime::settings;
+use crate::runtime::wheelhouse;
+use crate::runtime::workers;
 use crate::session::Session;
-use crate::worker_context::WorkerContext;
-use crate::{
-    executions, flows, linked_sessions, persistence, redis_call, registrations, settings, wheelhouse, workers,
-};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use wasmgears_abi::Reply;
+use wasmgears_sandbox::ScriptOutcome;
 
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let raw: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
@@ -87,10 +93,10 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
             Ok(session) => session,
             Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
         };
-    let (outcome, created) = match session.exec_script(&args.script, redis_call::for_client(tsc), Vec::new()) {
+    let (outcome, created) = match session.exec_script(&args.script, caller::for_client(tsc), Vec::new()) {
         Ok(done) => done,
         Err(e) => {
-            crate::redis_log::warning(&format!("wasmgears: session {}: {e}", session.id));
+            crate::redis::log::warning(&format!("wasmgears: session {}: {e}", session.id));
             return send(tsc, &Reply::Error(e.to_string().into_bytes()));
         }
     };
@@ -124,13 +130,13 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
         // A script that registers replies OK; its run() still happens, listed by its id.
         send(tsc, &Reply::Status(b"OK".to_vec()));
         tsc.unblock();
-        flows::run(&execution.id, &session, abort, redis_call::detached());
+        flows::run(&execution.id, &session, abort, caller::detached());
     } else if args.unblocking {
         send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
         tsc.unblock(); // the client has its id; the flow runs without it
-        flows::run(&execution.id, &session, abort, redis_call::detached());
+        flows::run(&execution.id, &session, abort, caller::detached());
     } else {
-        flows::run(&execution.id, &session, abort, redis_call::for_client(tsc));
+        flows::run(&execution.id, &session, abort, caller::for_client(tsc));
         // A blocking run's execution is dropped once its client has the results; if its
         // records wait for async steps, the client waits with them.
         let finished = {

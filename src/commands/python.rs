@@ -1,14 +1,16 @@
 //! RG.PYSTATS (memory of all sessions' sandboxes) and RG.PYPROFILE STATS|RESET <session>.
 
-use crate::codec::{encode_args, Reply};
-use crate::flows::split_results;
-use crate::reply::{bulk, send};
-use crate::sandbox::{limits, EntrySetup};
-use crate::session::Callback;
-use crate::worker_context::WorkerContext;
-use crate::{linked_sessions, redis_call, workers};
+use crate::gears::flows::split_results;
+use crate::gears::linked_sessions;
+use crate::redis::caller;
+use crate::redis::reply::{bulk, send};
+use crate::redis::worker_context::WorkerContext;
+use crate::runtime::workers;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::Arc;
+use wasmgears_abi::GuestEntry;
+use wasmgears_abi::{encode_args, Reply};
+use wasmgears_sandbox::{limits, EntrySetup};
 
 /// Linear memory of the sandboxes: what CPython allocated from them (RedisGears counted
 /// Python's allocator; a sandbox's memory is the same figure, at page granularity).
@@ -43,14 +45,14 @@ pub fn py_profile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::Str("Wrong subcommand given to RG.PYPROFILE"));
     }
     let session = linked_sessions::find(&session_id).ok_or(RedisError::Str("session does not exists"))?;
-    if super::blocking_denied(ctx) {
-        return Err(RedisError::Str(super::BLOCKING_NOT_ALLOWED));
+    if crate::redis::flags::blocking_denied(ctx) {
+        return Err(RedisError::Str(crate::redis::flags::BLOCKING_NOT_ALLOWED));
     }
-    let payload = encode_args(&[b"profile".as_slice(), op.as_bytes(), order.as_bytes()]);
+    let payload = encode_args(&[op.as_bytes(), order.as_bytes()]);
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
-        let setup = EntrySetup::new(redis_call::for_client(&client));
-        let reply = match session.callback(Callback::Dispatch, &payload, setup) {
+        let setup = EntrySetup::new(caller::for_client(&client));
+        let reply = match session.callback(GuestEntry::Profile, &payload, setup) {
             Ok(out) => {
                 let outcome = split_results(out.reply);
                 match (outcome.errors.into_iter().next(), outcome.results.into_iter().next()) {
@@ -78,7 +80,7 @@ pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             seen.entry((req.name.clone(), req.version.clone())).or_insert_with(|| (req.file.clone(), 0)).1 += 1;
         }
     }
-    let dir = crate::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let dir = crate::runtime::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
     let entries = seen
         .into_iter()
         .map(|((name, _version), (file, sessions))| {

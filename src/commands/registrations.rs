@@ -1,13 +1,13 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
-use crate::codec::{encode_args, Reply};
-use crate::flows::split_results;
-use crate::registrations;
-use crate::reply::send;
-use crate::sandbox::SandboxError;
+use crate::gears::flows::split_results;
+use crate::gears::registrations;
+use crate::redis::reply::send;
 use crate::session::CallbackOutput;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::time::Instant;
+use wasmgears_abi::{encode_args, GuestEntry, Reply};
+use wasmgears_sandbox::SandboxError;
 
 const NO_BLOCKING: &str =
     "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
@@ -25,7 +25,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let payload = encode_args(&payload);
     // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
     let inline = target.sync;
-    crate::client_callbacks::run_and_answer(ctx, target, payload, None, inline, trigger_reply)
+    crate::gears::client_callbacks::run_and_answer(ctx, target, payload, None, inline, trigger_reply)
         .map_err(|()| RedisError::Str(NO_BLOCKING))?;
     Ok(RedisValue::NoReply)
 }
@@ -63,7 +63,7 @@ pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    send(ctx, &crate::registration_dump::dump());
+    send(ctx, &crate::gears::registration_dump::dump());
     Ok(RedisValue::NoReply)
 }
 
@@ -80,7 +80,7 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ctx.replicate("rg.innerunregister", &[id.as_str()]);
     if let (true, Some(session)) = (abort_pending, session) {
         // Its records that wait for async steps end with the forced-stop error.
-        session.dispatch_on_worker(&[b"cancel_registration", id.as_bytes()]);
+        session.enter_on_worker(GuestEntry::CancelRegistration, &[id.as_bytes()]);
     }
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
@@ -101,7 +101,7 @@ pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResul
         [_, flag, id] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
         _ => return Err(RedisError::WrongArity),
     };
-    if !registrations::set_paused(&id, true) {
+    if !crate::gears::streams::set_paused_by_id(&id, true) {
         return Err(RedisError::Str("ERR no registration to pause"));
     }
     Ok(RedisValue::SimpleStringStatic("OK"))
@@ -112,7 +112,7 @@ pub fn unpause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisRes
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };
-    if !registrations::set_paused(&id.to_string_lossy(), false) {
+    if !crate::gears::streams::set_paused_by_id(&id.to_string_lossy(), false) {
         return Err(RedisError::Str("ERR no registration to unpause"));
     }
     Ok(RedisValue::SimpleStringStatic("OK"))

@@ -1,11 +1,13 @@
 //! RG.PYDUMPSESSIONS [VERBOSE] [DEAD] [SESSIONS s1 s2 ...] (spec §4.3).
 
-use crate::codec::Reply;
-use crate::reply::{bulk, send};
+use crate::gears::linked_sessions;
+use crate::gears::persistence;
+use crate::gears::registration_dump;
+use crate::redis::reply::{bulk, send};
 use crate::session::Session;
-use crate::{linked_sessions, persistence, registration_dump};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::sync::Arc;
+use wasmgears_abi::Reply;
 
 fn entry(session: &Arc<Session>, verbose: bool) -> Reply {
     // Not counting the reference this listing holds.

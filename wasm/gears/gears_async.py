@@ -2,15 +2,15 @@
 
 There are no threads in the guest, so the loop never blocks: after every entry the runtime
 runs what is ready (`after_entry`) and tells the host when the next timer is due; the host
-enters the session again then (dispatch kind "loop"). A coroutine that waits leaves the
+enters the session again then (its `loop` entry). A coroutine that waits leaves the
 instance free for the session's other work.
 """
 import asyncio
 from asyncio import base_events, events
 
-import _gears_host
+import gears_host
 
-error = _gears_host.error
+error = gears_host.error
 
 ATOMIC_AWAIT = "await is not allow inside atomic block"
 
@@ -77,7 +77,7 @@ class step_scope:
 def _flags():
     global _entry_flags
     if _entry_flags is None:
-        main, allowed = _gears_host.request(["entry"])
+        main, allowed = gears_host.request("entry")
         _entry_flags = (main == 1, allowed == 1)
     return _entry_flags
 
@@ -123,7 +123,7 @@ def after_entry():
     if _flags()[0]:
         # On Redis's main thread: a worker continues (sync registrations go async_local).
         if lp._ready:
-            _gears_host.request(["wake", "0"])
+            gears_host.request("wake", "0")
             return
     else:
         while lp._ready or (lp._scheduled and lp._scheduled[0]._when <= lp.time()):
@@ -132,7 +132,7 @@ def after_entry():
         _cancelled_in_atomic.clear()
     if lp._scheduled:
         delay_ms = max(0, int((lp._scheduled[0]._when - lp.time()) * 1000) + 1)
-        _gears_host.request(["wake", str(delay_ms)])
+        gears_host.request("wake", str(delay_ms))
 
 
 class GearsFuture:

@@ -6,11 +6,11 @@ repartition) keep the records where they are, and groupby is a local group-and-r
 import copy
 import types
 
-import _gears_host
+import gears_host
 import gears_pipeline
 import gears_readers
 
-error = _gears_host.error
+error = gears_host.error
 
 # (type shown by RG.GETEXECUTION, C callback name RedisGears shows) per step kind.
 _STEP_INFO = {
@@ -194,13 +194,13 @@ class GearsBuilder:
             raise error("onRegistered argument must be a function")
         if self.reader == "KeysReader":
             specific = _keys_registration(prefix, mode, kwargs)
-            flow_kwargs, arg = {"readValue": specific[3] == "1"}, specific[0]
+            flow_kwargs, arg = {"readValue": specific["readValue"] == "1"}, specific["prefix"]
         elif self.reader == "CommandReader":
             specific = _command_registration(mode, kwargs)
-            flow_kwargs, arg = {"hook": bool(specific[2])}, specific[0] or specific[2]
+            flow_kwargs, arg = {"hook": "hook" in specific}, specific.get("trigger") or specific.get("hook")
         elif self.reader == "StreamReader":
             specific = _stream_registration(prefix, mode, kwargs)
-            flow_kwargs, arg = {}, specific[0]
+            flow_kwargs, arg = {}, specific["prefix"]
         else:
             raise error("Given reader do not support register or not exists")
         steps = list(self.steps)
@@ -211,7 +211,11 @@ class GearsBuilder:
         if collect and self.reader == "CommandReader":
             steps.append(("collect",))
         flow = Flow(self.reader, arg, flow_kwargs, steps)
-        fields = [self.reader, mode, self.desc or "", "0" if self.desc is None else "1"] + specific
+        spec = {"reader": self.reader, "mode": mode}
+        if self.desc is not None:
+            spec["desc"] = self.desc
+        spec.update(specific)
+        fields = [part for pair in spec.items() for part in pair]
         return gears_runtime._register(flow, fields, on_registered)
 
 
@@ -219,14 +223,15 @@ _KEY_TYPES = ("string", "hash", "list", "set", "zset", "stream", "module", "empt
 
 
 def _names(value, what):
+    """A list of names as the spec sends it (comma-joined; None: the field is left out)."""
     if value is None:
-        return ""
+        return None
     if isinstance(value, str) or not hasattr(value, "__iter__"):
         raise error("%s must be a list of strings" % what)
     names = [v for v in value]
     if not all(isinstance(n, str) for n in names):
         raise error("%s must be a list of strings" % what)
-    return ",".join(names) if names else ","
+    return ",".join(names)
 
 
 # Commands a hook or commands= may not wrap: transactions, scripts, connection state, ours.
@@ -245,13 +250,13 @@ def _check_hookable(command, what):
     name = command.lower()
     if name.startswith("rg.") or name in _UNHOOKABLE:
         raise error("Can not hook command %s: it is not allowed" % command)
-    if not _gears_host.call(["COMMAND", "INFO", name])[0]:
+    if not gears_host.call(["COMMAND", "INFO", name])[0]:
         raise error("Can not hook command %s: no such command" % command)
     return name
 
 
 def _keys_registration(prefix, mode, kwargs):
-    """[prefix, eventTypes, keyTypes, readValue, commands] for a KeysReader registration."""
+    """A KeysReader's spec fields (crates/abi/src/registration.rs)."""
     prefix = kwargs.pop("regex", prefix)
     if not isinstance(prefix, str):
         raise error("regex argument must be a string")
@@ -259,19 +264,23 @@ def _keys_registration(prefix, mode, kwargs):
     if commands is not None:
         if isinstance(commands, str) or not hasattr(commands, "__iter__"):
             raise error("commands argument must be a list of strings")
-        commands = ",".join(_check_hookable(c, "commands argument") for c in commands) or ","
-    event_types = _names(kwargs.pop("eventTypes", None), "eventTypes").lower()
-    key_types = _names(kwargs.pop("keyTypes", None), "keyTypes").lower()
-    if any(t not in _KEY_TYPES for t in key_types.split(",") if t):
+        commands = ",".join(_check_hookable(c, "commands argument") for c in commands)
+    event_types = _names(kwargs.pop("eventTypes", None), "eventTypes")
+    key_types = _names(kwargs.pop("keyTypes", None), "keyTypes")
+    if key_types is not None and any(t not in _KEY_TYPES for t in key_types.lower().split(",") if t):
         raise error("unknown key type")
     read_value = kwargs.pop("readValue", True)
     if not isinstance(read_value, bool):
         raise error("readValue argument must be a boolean")
-    return [prefix, event_types, key_types, "1" if read_value else "0", commands or ""]
+    spec = {"prefix": prefix, "readValue": "1" if read_value else "0"}
+    for name, names in (("eventTypes", event_types), ("keyTypes", key_types), ("commands", commands)):
+        if names is not None:
+            spec[name] = names.lower()
+    return spec
 
 
 def _command_registration(mode, kwargs):
-    """[trigger, inorder, hook, keyprefix] for a CommandReader registration."""
+    """A CommandReader's spec fields (crates/abi/src/registration.rs)."""
     trigger, hook = kwargs.pop("trigger", None), kwargs.pop("hook", None)
     keyprefix, inorder = kwargs.pop("keyprefix", None), kwargs.pop("inorder", False)
     if trigger is None and hook is None:
@@ -283,17 +292,20 @@ def _command_registration(mode, kwargs):
     if hook is not None:
         if keyprefix is not None and not isinstance(keyprefix, str):
             raise error("keyprefix argument is not string")
-        return ["", "1" if inorder else "0", _check_hookable(hook, "hook argument"), keyprefix or ""]
+        spec = {"hook": _check_hookable(hook, "hook argument"), "inorder": "1" if inorder else "0"}
+        if keyprefix:
+            spec["keyprefix"] = keyprefix
+        return spec
     if not isinstance(trigger, str):
         raise error("trigger argument is not string")
-    return [trigger, "1" if inorder else "0", "", ""]
+    return {"trigger": trigger, "inorder": "1" if inorder else "0"}
 
 
 _POLICIES = ("continue", "abort", "retry")
 
 
 def _stream_registration(prefix, mode, kwargs):
-    """[prefix, batch, duration, trimStream, onFailedPolicy, retryInterval] for a StreamReader."""
+    """A StreamReader's spec fields (crates/abi/src/registration.rs)."""
     prefix = kwargs.pop("regex", prefix)
     if not isinstance(prefix, str):
         raise error("prefix argument must be a string")
@@ -312,7 +324,8 @@ def _stream_registration(prefix, mode, kwargs):
     policy = policy.lower()
     if mode == "sync" and policy != "continue":
         raise error("onFailedPolicy must be continue on sync registrations")
-    return [prefix, str(batch), str(duration), "1" if trim else "0", policy, str(retry)]
+    return {"prefix": prefix, "batch": str(batch), "duration": str(duration), "trimStream": "1" if trim else "0",
+            "onFailedPolicy": policy, "onFailedRetryInterval": str(retry)}
 
 
 class Flow:

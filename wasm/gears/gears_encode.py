@@ -1,5 +1,8 @@
-"""Records to replies (spec §1.3), in the host<->guest encoding of wasm/codec.h."""
+"""Records to replies (spec §1.3), in the host<->guest encoding (crates/abi; vectors pinned by
+crates/abi/vectors/codec.json), and the argument decoding of the host's payloads."""
 import struct
+
+from gears_abi import MAX_DEPTH
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _PY_RECORD = b"PY RECORD"
@@ -28,7 +31,7 @@ def encode_record(record, out, depth=0):
             _tagged(out, b"$", str(record).encode())
     elif isinstance(record, float):
         _tagged(out, b"$", (b"%f" % record))
-    elif isinstance(record, list) and depth < 32:
+    elif isinstance(record, list) and depth < MAX_DEPTH:
         out.append(b"*" + struct.pack("<I", len(record)))
         for item in record:
             encode_record(item, out, depth + 1)

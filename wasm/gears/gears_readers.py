@@ -5,9 +5,9 @@ of value reads per ~1000 keys, each batch under one acquisition of the Redis loc
 """
 import types
 
-import _gears_host
+import gears_host
 
-error = _gears_host.error
+error = gears_host.error
 SCAN_COUNT = 1000
 # RedisGears names the types it converts; a stream is 'unknown', a vanished key 'empty'.
 _TYPE_NAMES = {"string": "string", "hash": "hash", "list": "list", "set": "set", "zset": "zset",
@@ -35,7 +35,7 @@ def _convert_value(type_name, reply):
 def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
     """Lists of key names matching a glob (or exactly `pattern` with no_scan)."""
     if no_scan:
-        if _gears_host.call(["EXISTS", pattern]):
+        if gears_host.call(["EXISTS", pattern]):
             yield [pattern]
         return
     cursor, seen = "0", set()
@@ -43,7 +43,7 @@ def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
         command = ["SCAN", cursor, "MATCH", pattern, "COUNT", str(count)]
         if type_filter:
             command += ["TYPE", type_filter]
-        cursor, keys = _gears_host.call(command)
+        cursor, keys = gears_host.call(command)
         fresh = [k for k in keys if k not in seen]  # SCAN may repeat keys while rehashing
         seen.update(fresh)
         if fresh:
@@ -62,9 +62,9 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
             for key in keys:
                 yield {"key": _key_name(key), "event": None}
             continue
-        kinds = _gears_host.call_batch([["TYPE", k] for k in keys])
+        kinds = gears_host.call_batch([["TYPE", k] for k in keys])
         commands = [_value_command(k, t) for k, t in zip(keys, kinds)]
-        values = iter(_gears_host.call_batch([c for c in commands if c]))
+        values = iter(gears_host.call_batch([c for c in commands if c]))
         for key, kind, command in zip(keys, kinds, commands):
             type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
             value = _convert_value(kind, next(values)) if command else None
@@ -75,9 +75,9 @@ def key_event_record(key, event, read_value):
     """The record a KeysReader registration gets for one keyspace event."""
     if not read_value:
         return {"key": key, "event": event}
-    [kind] = _gears_host.call_batch([["TYPE", key]])
+    [kind] = gears_host.call_batch([["TYPE", key]])
     command = _value_command(key, kind)
-    value = _convert_value(kind, _gears_host.call_batch([command])[0]) if command else None
+    value = _convert_value(kind, gears_host.call_batch([command])[0]) if command else None
     type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
     return {"key": key, "value": value, "type": type_name, "event": event}
 
@@ -96,7 +96,7 @@ def stream_reader(pattern="*", fromId="0-0", **_):
     for stream in streams:
         start = fromId
         while True:
-            entries = _gears_host.call(["XRANGE", stream, start, "+", "COUNT", str(SCAN_COUNT)])
+            entries = gears_host.call(["XRANGE", stream, start, "+", "COUNT", str(SCAN_COUNT)])
             if isinstance(entries, error) or not entries:
                 break
             for entry_id, fields in entries:

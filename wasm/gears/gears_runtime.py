@@ -10,14 +10,15 @@ import sys
 import traceback
 import types
 
-import _gears_host
+import gears_abi
 import gears_async
 import gears_builder
 import gears_encode
+import gears_host
 import gears_pipeline
 import gears_readers
 
-error = _gears_host.error  # gears.error: a Redis error reply
+error = gears_host.error  # gears.error: a Redis error reply
 
 
 class forcestopped(Exception):
@@ -40,7 +41,7 @@ def execute(command, *args):
     parts = [command]
     for arg in args:
         parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
-    return _gears_host.call(parts)
+    return gears_host.call(parts)
 
 
 def log(msg, level="notice"):
@@ -49,14 +50,14 @@ def log(msg, level="notice"):
         raise error("log message must be a string")
     if level not in _LOG_LEVELS:
         raise error("unknown log level %s" % level)
-    _gears_host.log(_LOG_LEVELS[level], msg)
+    gears_host.request("log", str(_LOG_LEVELS[level]), msg)
 
 
 def configGet(key):
     """A RedisGears configuration value (or extra config) as str, or None."""
     if not isinstance(key, str):
         raise error("config key must be a string")
-    return _gears_host.config_get(key)
+    return gears_host.request("config_get", key)
 
 
 def gearsConfigGet(key, default=None):
@@ -69,14 +70,14 @@ class atomic:
     (re-entrant; released at the latest when the call into Python ends)."""
 
     def __enter__(self):
-        _gears_host.atomic(True)
+        gears_host.request("atomic", "1")
         loop = gears_async._loop
         gears_async.atomic_tasks.append(None if loop is None else asyncio.current_task(loop))
         return self
 
     def __exit__(self, *exc_info):
         gears_async.atomic_tasks.pop()
-        _gears_host.atomic(False)
+        gears_host.request("atomic", "0")
         return False
 
 
@@ -98,7 +99,7 @@ def registerTE(seconds, callback, keyName=None):
         raise error("time argument must be a long")
     if keyName is not None and not isinstance(keyName, str):
         raise error("keyName argument must be a string")
-    event_id = _gears_host.request(["time_event", str(seconds), keyName or "", "0" if keyName is None else "1"])
+    event_id = gears_host.request("time_event", str(seconds), keyName or "", "0" if keyName is None else "1")
     if event_id == 0:
         return False
     _time_events[event_id] = callback
@@ -107,22 +108,20 @@ def registerTE(seconds, callback, keyName=None):
 
 def get_command():
     """The arguments of the command being hooked (hook=) or run (commands=)."""
-    return _gears_host.request(["get_command"])
+    return gears_host.request("get_command")
 
 
 def call_next(*args):
     """Inside a hook=: runs the hooked command itself with `args` (the name is added)."""
-    parts = ["call_next"]
-    for arg in args:
-        parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
-    return _gears_host.request(parts)
+    parts = [bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg) for arg in args]
+    return gears_host.request("call_next", *parts)
 
 
 def override_reply(reply):
     """With commands=: the reply the client gets instead of the command's own (once)."""
     encoded = []
     gears_encode.encode_record(reply, encoded)
-    return _gears_host.request(["override_reply", b"".join(encoded)])
+    return gears_host.request("override_reply", b"".join(encoded))
 
 
 def _deprecated(name, func):
@@ -231,7 +230,7 @@ def _profiled(entry):
         global _profiler
         gears_async.new_entry()
         profiler = None
-        if _gears_host.config_get("ProfileExecutions") not in (None, "0"):
+        if configGet("ProfileExecutions") not in (None, "0"):
             if _profiler is None:
                 import cProfile
                 _profiler = cProfile.Profile()
@@ -285,7 +284,7 @@ def _exec_script(source):
     _script_ran = False
     gears_async.new_entry()
     try:
-        wheels = _gears_host.request(["requirements"])
+        wheels = gears_host.request("requirements")
         if wheels:
             import gears_wheels
             gears_wheels.install(wheels)
@@ -325,19 +324,19 @@ def _create_execution(flow):
     if _script_ran:
         raise error("Can not run more then 1 executions in a single script")
     _script_ran = True
-    execution_id = _gears_host.create_execution(flow.plan())
+    execution_id = gears_host.request("create_execution", *flow.plan())
     _flows[execution_id] = flow
     return execution_id
 
 
 def _register(flow, fields, on_registered):
     """register(): staged with the host, which applies it once the script has succeeded.
-    `fields`: [reader, mode, desc, has desc, reader args...]."""
+    `fields`: the spec's name/value pairs (crates/abi/src/registration.rs)."""
     def is_trigger(f):
         return f.reader == "CommandReader" and not f.kwargs.get("hook")
     if is_trigger(flow) and any(is_trigger(f) and f.arg == flow.arg for f in _registrations.values()):
         raise error("trigger already registered in this session")
-    registration_id = _gears_host.create_registration(fields)
+    registration_id = gears_host.request("create_registration", *fields)
     _registrations[registration_id] = flow
     _staged.append((registration_id, on_registered))
     return registration_id
@@ -348,12 +347,12 @@ def _finish(run, encode, owner=None):
     gets a token now and the results with it when the run ends (in a later entry)."""
     if run.done:
         return encode()
-    token = _gears_host.request(["defer"])
+    token = gears_host.request("defer")
     _deferred[token] = (run, owner)
 
     def done():
         _deferred.pop(token, None)
-        _gears_host.request(["complete", str(token), encode()])
+        gears_host.request("complete", str(token), encode())
     run.on_done = done
     return gears_encode.encode_results([], [])
 
@@ -396,7 +395,7 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
-    entries = _gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
+    entries = gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
     records = []
     for entry_id, fields in entries:
         value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
@@ -411,7 +410,7 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
                 log("registration %s: %s" % (registration_id, e), "warning")
         run.on_done = log_later_errors
     if records and trim == "1" and (not errors or policy == "continue"):
-        _gears_host.call(["XDEL", key] + [r["id"] for r in records])
+        gears_host.call(["XDEL", key] + [r["id"] for r in records])
     last = records[-1]["id"] if records else after_id
     return gears_encode.encode_results([last, len(records)], errors)
 
@@ -444,27 +443,11 @@ def _cancel(token=None, registration_id=None):
     return gears_encode.encode_results([], [])
 
 
-def _dispatch(payload):
-    """The host's other entries: encoded [kind, fields...]."""
-    kind, *fields = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
-    if kind == "stream":
-        return _profiled(lambda f: _run_stream_batch(*f))(fields)
-    if kind == "timer":
-        return _profiled(_run_time_event)(int(fields[0]))
-    if kind == "loop":  # a timer of the session's event loop is due: the epilogue runs it
-        return _profiled(lambda _: gears_encode.encode_results([], []))(None)
-    if kind == "cancel":
-        return _profiled(lambda t: _cancel(token=int(t)))(fields[0])
-    if kind == "cancel_registration":
-        return _profiled(lambda r: _cancel(registration_id=r))(fields[0])
-    if kind == "profile":
-        return _profile_request(*fields)
-    return gears_encode.encode_results([], ["unknown entry %r" % kind])
-
-
 @_profiled
-def _run_execution(execution_id):
-    """Runs a created flow; the encoded [[results], [errors]] (+ per-step durations)."""
+def _run_execution(payload):
+    """Runs a created flow (payload: its id); the encoded [[results], [errors]] (+ per-step
+    durations)."""
+    execution_id = payload.decode("utf-8", "replace")
     flow = _flows.pop(execution_id, None)
     if flow is None:
         return gears_encode.encode_results([], ["execution %s has no flow in this session" % execution_id])
@@ -478,5 +461,42 @@ def _run_execution(execution_id):
     return _finish(run, encode)
 
 
-def _reseed():
+def _reseed(_payload):
     random.seed()
+
+
+def _fields(payload):
+    return [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+
+
+def _self_test(payload):
+    import gears_selftest
+    return "\n".join(gears_selftest.check(payload.decode(), gears_host)).encode()
+
+
+# The host's entries, by the codes of gears_abi.GUEST_ENTRIES: each takes the raw payload.
+_ENTRIES = {
+    "reseed": _reseed,
+    "exec_script": _exec_script,
+    "run_execution": _run_execution,
+    "run_trigger": _run_trigger,
+    "key_event": _run_key_event,
+    "stream_batch": _profiled(lambda p: _run_stream_batch(*_fields(p))),
+    "time_event": _profiled(lambda p: _run_time_event(int(_fields(p)[0]))),
+    # A timer of the session's event loop is due: the epilogue runs it.
+    "loop": _profiled(lambda p: gears_encode.encode_results([], [])),
+    "cancel": _profiled(lambda p: _cancel(token=int(_fields(p)[0]))),
+    "cancel_registration": _profiled(lambda p: _cancel(registration_id=_fields(p)[0])),
+    "profile": lambda p: _profile_request(*_fields(p)),
+    "self_test": _self_test,
+}
+_BY_CODE = {gears_abi.GUEST_ENTRIES[name]: entry for name, entry in _ENTRIES.items()}
+assert len(_BY_CODE) == len(gears_abi.GUEST_ENTRIES), "every guest entry has a handler"
+
+
+def _enter(op, payload):
+    """The one entry point (glue.c's gears_enter): None, bytes (output) or str (error)."""
+    entry = _BY_CODE.get(op)
+    if entry is None:
+        return gears_encode.encode_results([], ["unknown entry %r" % op])
+    return entry(payload)

@@ -3,12 +3,10 @@
 //!
 //! usage: wasmgears-snapshot <guest.wasm> <stdlib dir mounted at /lib> <out.wasm> <out.cwasm>
 
-#[path = "../../../src/sandbox/engine_config.rs"]
-mod engine_config;
-
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use wasmgears_sandbox::engine_config;
 use wasmtime::error::Context as _;
 use wasmtime::{format_err, Result};
 use wasmtime::{Engine, Instance, Linker, Module, Store, Val};

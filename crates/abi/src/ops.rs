@@ -1,0 +1,133 @@
+//! Every operation that crosses the boundary, by number. The guest exports one entry point,
+//! `gears_enter(op, ptr, len)`, and imports one host function, `gears.host(op, ptr, len,
+//! reply_ptr, reply_len)`; `op` is one of the codes below. The Python side has the same
+//! tables (`wasm/gears/gears_abi.py`); `vectors/codec.json` pins both.
+
+macro_rules! op_table {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal, $text:literal;)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $code,)*
+        }
+
+        impl $name {
+            /// Every operation, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The operation with this code.
+            pub fn from_code(code: u32) -> Option<$name> {
+                match code {
+                    $($code => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Its code on the wire.
+            pub fn code(self) -> u32 {
+                self as u32
+            }
+
+            /// Its name (as in the Python table and the vectors).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+op_table! {
+    /// What the host asks the guest to do (`gears_enter`). Payloads are argument encodings
+    /// unless said otherwise; every entry but `Reseed` answers through `gears_out_*`.
+    GuestEntry {
+        /// Gives the session its own `random` state. Payload empty.
+        Reseed = 1, "reseed";
+        /// Runs a script's top level. Payload: the script's source (raw bytes).
+        ExecScript = 2, "exec_script";
+        /// Runs a flow the script created with `run()`. Payload: the execution id (raw).
+        RunExecution = 3, "run_execution";
+        /// A CommandReader registration fired: `[registration id, trigger or command, args...]`.
+        RunTrigger = 4, "run_trigger";
+        /// A KeysReader registration fired: `[registration id, key, event]`.
+        KeyEvent = 5, "key_event";
+        /// A StreamReader batch: `[registration id, key, after id, count, trim, policy]`.
+        StreamBatch = 6, "stream_batch";
+        /// A time event ticked: `[event id]`.
+        TimeEvent = 7, "time_event";
+        /// A timer of the session's event loop is due. Payload empty.
+        Loop = 8, "loop";
+        /// Abort the records waiting on a deferred token: `[token]`.
+        Cancel = 9, "cancel";
+        /// Abort the waiting records of a registration: `[registration id]`.
+        CancelRegistration = 10, "cancel_registration";
+        /// `RG.PYPROFILE`: `[subcommand, args...]`.
+        Profile = 11, "profile";
+        /// Decodes and re-encodes the golden vectors inside the guest. Payload: the vectors
+        /// JSON; output: the failures, one per line (empty when all pass).
+        SelfTest = 12, "self_test";
+    }
+}
+
+op_table! {
+    /// What the guest asks the host for (`gears.host`). Requests are argument encodings
+    /// (`CallBatch`: a batch); every reply is one value.
+    HostRequest {
+        /// `execute()`: one Redis command. Reply: the command's reply.
+        Call = 1, "call";
+        /// Several commands under one acquisition of the Redis lock. Reply: an array.
+        CallBatch = 2, "call_batch";
+        /// Enter (`["1"]`) or leave (`["0"]`) an `atomic()` block.
+        Atomic = 3, "atomic";
+        /// `log()`: `[level 0-3, message]`.
+        Log = 4, "log";
+        /// `configGet()`: `[name]`. Reply: bulk, or null when unknown.
+        ConfigGet = 5, "config_get";
+        /// `run()` at a script's top level: the flow's plan. Reply: the execution id.
+        CreateExecution = 6, "create_execution";
+        /// `register()`: a [`crate::RegistrationSpec`]. Reply: the registration id.
+        CreateRegistration = 7, "create_registration";
+        /// The command a hook or `commands=` registration runs within. Reply: its args.
+        GetCommand = 8, "get_command";
+        /// `override_reply()`: `[encoded value]`.
+        OverrideReply = 9, "override_reply";
+        /// `call_next()` in a hook: `[args...]` (the command name is the hooked one).
+        CallNext = 10, "call_next";
+        /// `registerTE()`: `[seconds, key name, has key "0"/"1"]`. Reply: the id, 0 if the
+        /// key exists.
+        TimeEvent = 11, "time_event";
+        /// The entry's circumstances. Reply: `[on main thread, records may wait]`.
+        Entry = 12, "entry";
+        /// The entry's results will come later. Reply: the deferred token.
+        Defer = 13, "defer";
+        /// Results of an earlier deferred entry: `[token, encoded results]`.
+        Complete = 14, "complete";
+        /// Run the session's event loop again in `[ms]`.
+        Wake = 15, "wake";
+        /// The script's requirements. Reply: `[[name, wheel bytes]...]`.
+        Requirements = 16, "requirements";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_names_are_unique() {
+        for op in GuestEntry::ALL {
+            assert_eq!(GuestEntry::from_code(op.code()), Some(*op));
+        }
+        for op in HostRequest::ALL {
+            assert_eq!(HostRequest::from_code(op.code()), Some(*op));
+        }
+        let mut names: Vec<_> = HostRequest::ALL.iter().map(|o| o.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), HostRequest::ALL.len());
+        assert_eq!(HostRequest::from_code(0), None);
+        assert_eq!(GuestEntry::from_code(99), None);
+    }
+}

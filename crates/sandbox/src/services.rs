@@ -1,0 +1,75 @@
+//! What the sandbox needs from its host, as traits the host implements. The sandbox knows
+//! nothing of Redis: a [`RedisCaller`] runs commands for one entry, [`HostServices`] hands out
+//! ids, tokens, configuration and the log for the whole process.
+
+use std::any::Any;
+use wasmgears_abi::Reply;
+
+/// Runs Redis commands for the guest in whatever context the current entry has (a worker
+/// holding a blocked client, the main thread, a fake in tests). Set before each entry,
+/// dropped after it.
+pub trait RedisCaller: Send {
+    /// Runs one command (`args[0]` is its name); errors come back as `Reply::Error`.
+    fn call(&mut self, args: &[&[u8]]) -> Reply;
+
+    /// Several commands; implementations may run them under one lock acquisition.
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        Reply::Array(commands.iter().map(|c| self.call(c)).collect())
+    }
+
+    /// Enters (`true`) or leaves an `atomic()` block: nothing else runs in Redis in between.
+    fn atomic(&mut self, enter: bool);
+
+    /// Runs `f` with the host's own handle to Redis, its lock held. The sandbox never looks
+    /// inside: this is for [`HostServices`] that work on keys directly (a time event's key).
+    fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn Any));
+}
+
+/// How loud a log line is (Redis's levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `debug`.
+    Debug,
+    /// `verbose`.
+    Verbose,
+    /// `notice`.
+    Notice,
+    /// `warning`.
+    Warning,
+}
+
+impl LogLevel {
+    /// The level a script's `log(level=...)` maps to (0-3; anything else is notice).
+    pub fn from_guest(level: i64) -> LogLevel {
+        match level {
+            0 => LogLevel::Debug,
+            1 => LogLevel::Verbose,
+            3 => LogLevel::Warning,
+            _ => LogLevel::Notice,
+        }
+    }
+}
+
+/// Process-wide services of the host, shared by every session (RedisGears 2 hands its V8
+/// backend the same kind of callbacks).
+pub trait HostServices: Send + Sync {
+    /// A fresh execution id (`run()` at a script's top level).
+    fn new_execution_id(&self) -> String;
+
+    /// A fresh registration id (`register()`).
+    fn new_registration_id(&self) -> String;
+
+    /// `registerTE(seconds, f, key)`: reserves a time event (and stores it in `key`, if
+    /// given, through `redis`). Its id, or None when the key already exists. The event starts
+    /// once the entry ends ([`crate::AfterEntry::time_events`]).
+    fn reserve_time_event(&self, seconds: u64, key: Option<Vec<u8>>, redis: &mut dyn RedisCaller) -> Option<u64>;
+
+    /// A token under which an entry's results will be delivered later (records that wait).
+    fn open_deferred(&self) -> u64;
+
+    /// A configuration value a script may read (`configGet`), if it exists.
+    fn config(&self, name: &str) -> Option<String>;
+
+    /// Writes one line to the host's log.
+    fn log(&self, level: LogLevel, line: &str);
+}

@@ -1,0 +1,120 @@
+//! Keyspace events -> KeysReader and StreamReader registrations. The handler runs inside the
+//! command that changed the key (main thread, or a worker's `execute()`): `sync`
+//! registrations run right there, `commands=` ones after the command, the others are queued
+//! on the workers. Not fired on replicas or while loading.
+
+use crate::gears::command_scope;
+use crate::gears::flows::split_results;
+use crate::gears::registrations;
+use crate::gears::registrations::Target;
+use crate::gears::streams;
+use crate::redis::caller;
+use crate::runtime::workers;
+use crate::session::CallbackOutput;
+use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmgears_abi::GuestEntry;
+use wasmgears_abi::{encode_args, Reply};
+use wasmgears_sandbox::{EntrySetup, SandboxError};
+
+fn type_name(ctx: &Context, key: &[u8]) -> String {
+    let name = RedisString::create_from_slice(ctx.ctx, key);
+    let kind = ctx.open_key(&name).key_type();
+    match kind {
+        KeyType::Empty => "empty",
+        KeyType::String => "string",
+        KeyType::List => "list",
+        KeyType::Hash => "hash",
+        KeyType::Set => "set",
+        KeyType::ZSet => "zset",
+        KeyType::Module => "module",
+        KeyType::Stream => "stream",
+    }
+    .to_string()
+}
+
+/// One place in a registration's bounded backlog, given back when dropped.
+struct PendingSlot(Arc<AtomicUsize>);
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
+    if ctx.get_flags().intersects(ContextFlags::LOADING | ContextFlags::SLAVE | ContextFlags::REPLICATED) {
+        return;
+    }
+    if event == "xadd" {
+        for (target, stream) in registrations::matching_stream_registrations(key) {
+            streams::on_entry_added(&target, &stream, key);
+        }
+    }
+    let command = command_scope::wrapped_command();
+    let matches = registrations::matching_key_registrations(key, event, command.as_deref(), || type_name(ctx, key));
+    for target in matches {
+        let payload = encode_args(&[target.id.as_bytes(), key, event.as_bytes()]);
+        if command.is_some() && command_scope::defer(&target, &payload) {
+            continue; // a `commands=` registration: run once the command is done
+        }
+        if target.sync && run_inline(ctx, &target, &payload) {
+            continue;
+        }
+        queue(target, payload);
+    }
+}
+
+/// A `sync` registration runs right here, within the command that changed the key, if its
+/// session is free; false if it is busy on a worker (which may be waiting for the Redis lock
+/// this thread holds), and the event is queued like an async one instead.
+fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
+    let setup = EntrySetup {
+        main_thread: true,
+        async_allowed: !crate::redis::flags::blocking_denied(ctx),
+        ..EntrySetup::new(caller::inline(ctx))
+    };
+    let started = Instant::now();
+    let Some(result) = target.session.try_callback(GuestEntry::KeyEvent, payload, setup) else {
+        return false;
+    };
+    record_when_done(target.clone(), started, result);
+    true
+}
+
+/// Records the run once its results are in (now, or when its waiting records finish: the
+/// continuation holds the registration's session meanwhile).
+pub fn record_when_done(target: Target, started: Instant, result: Result<CallbackOutput, SandboxError>) {
+    registrations::record_trigger(&target.id);
+    match result {
+        Ok(out) => out.then(move |result| record(&target.id, started, result)),
+        Err(e) => record(&target.id, started, Err(e)),
+    }
+}
+
+pub fn record(id: &str, started: Instant, result: Result<Reply, SandboxError>) {
+    let first_error = match result {
+        Ok(reply) => split_results(reply).errors.into_iter().next(),
+        Err(e) => Some(e.to_string()),
+    };
+    registrations::record_run(id, started.elapsed().as_millis() as u64, first_error.as_deref());
+}
+
+/// Runs the event's flow on a worker, within the registration's bounded backlog.
+pub fn queue(target: Target, payload: Vec<u8>) {
+    if target.pending.fetch_add(1, Ordering::AcqRel) >= registrations::max_pending() {
+        target.pending.fetch_sub(1, Ordering::AcqRel);
+        registrations::record_dropped(&target.id);
+        return;
+    }
+    let slot = PendingSlot(Arc::clone(&target.pending));
+    workers::submit(move || {
+        let _slot = slot; // released however the job ends
+        let started = Instant::now();
+        let setup = EntrySetup::new(caller::detached());
+        let result = target.session.callback(GuestEntry::KeyEvent, &payload, setup);
+        record_when_done(target, started, result);
+    });
+}

@@ -1,0 +1,254 @@
+//! Sessions that outlive the process: each linked session is saved as its script, `ID`,
+//! description and registration ids — in the RDB (an aux field after the keys), and as an
+//! `RG.INNERREGISTER` command sent to replicas and the AOF when it is registered. Loading
+//! re-runs the script in a fresh instance with `execute()` skipped (its writes are already in
+//! the data) and its registrations re-bound to their saved ids, in order; `onRegistered`
+//! runs again, unkeyed time events start again, keyed ones re-attach to their keys.
+//! A session still alive with the same registrations (e.g. across `DEBUG RELOAD`) is kept
+//! as it is: its globals carry on.
+
+use crate::gears::linked_sessions;
+use crate::gears::registrations;
+use crate::session::Session;
+use redis_module::Context;
+use std::sync::{Arc, Mutex};
+use wasmgears_abi::{decode_args, encode_args, Reply};
+use wasmgears_sandbox::{RedisCaller, ScriptOutcome};
+
+const FORMAT: &[u8] = b"wasmgears-sessions-1";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    pub id: String,
+    pub description: Option<String>,
+    pub script: Vec<u8>,
+    pub registration_ids: Vec<String>,
+    /// The session this one replaced (UPGRADE / REPLACE_WITH), for replicas and the AOF.
+    pub replaces: Option<String>,
+    /// Its `REQUIREMENTS` as given (resolved again in the wheelhouse when loading).
+    pub requirements: Vec<String>,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl SavedSession {
+    pub fn of(session: &Arc<Session>, replaces: Option<String>) -> SavedSession {
+        SavedSession {
+            id: session.id.clone(),
+            description: session.description.clone(),
+            script: session.script.clone(),
+            registration_ids: registrations::ids_of(session),
+            replaces,
+            requirements: session.requirements.iter().map(|r| r.spec.clone()).collect(),
+        }
+    }
+
+    /// `[id, description, has_description, replaces, requirements (one per line), script, ids...]`.
+    pub fn fields(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![
+            self.id.clone().into_bytes(),
+            self.description.clone().unwrap_or_default().into_bytes(),
+            if self.description.is_some() { b"1".to_vec() } else { b"0".to_vec() },
+            self.replaces.clone().unwrap_or_default().into_bytes(),
+            self.requirements.join("\n").into_bytes(),
+            self.script.clone(),
+        ];
+        out.extend(self.registration_ids.iter().map(|i| i.clone().into_bytes()));
+        out
+    }
+
+    pub fn from_fields(fields: &[&[u8]]) -> Option<SavedSession> {
+        let [id, desc, has_desc, replaces, requirements, script, ids @ ..] = fields else { return None };
+        Some(SavedSession {
+            id: text(id),
+            description: (*has_desc == b"1").then(|| text(desc)),
+            script: script.to_vec(),
+            registration_ids: ids.iter().map(|i| text(i)).collect(),
+            replaces: (!replaces.is_empty()).then(|| text(replaces)),
+            requirements: text(requirements).lines().map(str::to_string).collect(),
+        })
+    }
+}
+
+/// All sessions as one blob: the format tag, then each session's fields (encoded).
+pub fn encode(sessions: &[SavedSession]) -> Vec<u8> {
+    let mut parts = vec![FORMAT.to_vec()];
+    parts.extend(sessions.iter().map(|s| encode_args(&s.fields())));
+    encode_args(&parts)
+}
+
+pub fn decode(blob: &[u8]) -> Result<Vec<SavedSession>, String> {
+    let parts = decode_args(blob).map_err(|e| e.to_string())?;
+    let (tag, sessions) = parts.split_first().ok_or("empty")?;
+    if *tag != FORMAT {
+        return Err(format!("unknown format {}", text(tag)));
+    }
+    sessions
+        .iter()
+        .map(|s| {
+            let fields = decode_args(s).map_err(|e| e.to_string())?;
+            SavedSession::from_fields(&fields).ok_or_else(|| "truncated session".to_string())
+        })
+        .collect()
+}
+
+/// The linked sessions now.
+pub fn snapshot() -> Vec<SavedSession> {
+    linked_sessions::linked().iter().map(|s| SavedSession::of(s, None)).collect()
+}
+
+/// `execute()` while a saved session's script re-runs: skipped (None); keys can still be
+/// opened directly (keyed time events re-attach to theirs) when a context is at hand.
+struct RestoreCaller {
+    ctx: Option<*mut redis_module::raw::RedisModuleCtx>,
+}
+
+// SAFETY: used only within the restoring entry, on the thread that owns `ctx` (the main
+// thread, loading or running RG.INNERREGISTER); never kept past it.
+unsafe impl Send for RestoreCaller {}
+
+impl RedisCaller for RestoreCaller {
+    fn call(&mut self, _args: &[&[u8]]) -> Reply {
+        Reply::Null
+    }
+
+    fn atomic(&mut self, _enter: bool) {}
+
+    fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
+        if let Some(ctx) = self.ctx {
+            f(&Context::new(ctx))
+        }
+    }
+}
+
+/// Sessions that could not be re-created: (id, why), listed by RG.PYDUMPSESSIONS.
+static FAILED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+pub fn failed() -> Vec<(String, String)> {
+    FAILED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Re-creates `saved` unless a session with its id and registrations is alive.
+pub fn restore(saved: SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) {
+    if let Err(e) = try_restore(&saved, ctx) {
+        crate::redis::log::warning(&format!("wasmgears: could not restore session {}: {e}", saved.id));
+        FAILED.lock().unwrap_or_else(|p| p.into_inner()).push((saved.id.clone(), e));
+    }
+}
+
+fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) -> Result<(), String> {
+    let existing = linked_sessions::find(&saved.id);
+    if existing.as_ref().is_some_and(|s| registrations::ids_of(s) == saved.registration_ids) {
+        return Ok(()); // still alive as saved
+    }
+    let replacing = existing.or_else(|| saved.replaces.as_deref().and_then(linked_sessions::find));
+    let requirements = crate::runtime::wheelhouse::resolve(
+        crate::runtime::settings::wheelhouse_dir().as_deref(),
+        &saved.requirements,
+    )?;
+    let session =
+        Session::create_for(Some(saved.id.clone()), saved.description.clone(), saved.script.clone(), requirements)
+            .map_err(|e| e.to_string())?;
+    let caller = Box::new(RestoreCaller { ctx });
+    let (outcome, created) =
+        session.exec_script(&saved.script, caller, saved.registration_ids.clone()).map_err(|e| e.to_string())?;
+    if let ScriptOutcome::PythonError(e) = outcome {
+        return Err(e);
+    }
+    for id in &saved.registration_ids {
+        registrations::seen_id(id);
+    }
+    registrations::apply(created.registrations, &session, replacing.as_ref())?;
+    if let Some(old) = &replacing {
+        linked_sessions::kill(old);
+    }
+    linked_sessions::link(&session);
+    Ok(())
+}
+
+/// RDB aux field (after the keys): every linked session.
+///
+/// # Safety
+/// Called by Redis with a live RDB IO handle.
+pub unsafe extern "C" fn aux_save(rdb: *mut redis_module::raw::RedisModuleIO, when: std::os::raw::c_int) {
+    if when != redis_module::raw::REDISMODULE_AUX_AFTER_RDB as std::os::raw::c_int {
+        return;
+    }
+    let blob = std::panic::catch_unwind(|| encode(&snapshot())).unwrap_or_else(|_| encode(&[]));
+    redis_module::raw::save_slice(rdb, &blob);
+}
+
+/// Re-creates the saved sessions.
+///
+/// # Safety
+/// Called by Redis with a live RDB IO handle.
+pub unsafe extern "C" fn aux_load(
+    rdb: *mut redis_module::raw::RedisModuleIO,
+    _encver: std::os::raw::c_int,
+    when: std::os::raw::c_int,
+) -> std::os::raw::c_int {
+    if when != redis_module::raw::REDISMODULE_AUX_AFTER_RDB as std::os::raw::c_int {
+        return redis_module::raw::REDISMODULE_OK as std::os::raw::c_int;
+    }
+    let Ok(buffer) = redis_module::raw::load_string_buffer(rdb) else {
+        return redis_module::raw::REDISMODULE_ERR as std::os::raw::c_int;
+    };
+    // The IO's own context has no client (opening a key with it crashes); a detached
+    // context has one. This is the main thread, which holds the Redis lock: no locking.
+    let detached = crate::redis::worker_context::WorkerContext::detached();
+    let ctx = detached.context().ctx;
+    let loaded = std::panic::catch_unwind(|| match decode(buffer.as_ref()) {
+        Ok(sessions) => sessions.into_iter().for_each(|s| restore(s, Some(ctx))),
+        Err(e) => crate::redis::log::warning(&format!("wasmgears: unreadable saved sessions: {e}")),
+    });
+    if loaded.is_err() {
+        crate::redis::log::warning("wasmgears: internal error while restoring sessions");
+    }
+    redis_module::raw::REDISMODULE_OK as std::os::raw::c_int
+}
+
+/// Sends a newly registered session to replicas and the AOF (`ctx` holds the Redis lock).
+pub fn propagate(ctx: &Context, saved: &SavedSession) {
+    let mut args: Vec<Vec<u8>> = vec![b"rg.innerregister".to_vec()];
+    args.extend(saved.fields());
+    let parts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    if let Reply::Error(e) = crate::redis::caller::run_command(ctx, &parts) {
+        crate::redis::log::warning(&format!(
+            "wasmgears: session {} not sent to replicas/AOF: {}",
+            saved.id,
+            String::from_utf8_lossy(&e)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_round_trip_through_the_blob() {
+        let sessions = vec![
+            SavedSession {
+                id: "app".into(),
+                description: Some("d".into()),
+                script: b"GB().register()\n\x00\xff".to_vec(),
+                registration_ids: vec!["0-1".into(), "0-2".into()],
+                replaces: None,
+                requirements: vec!["a==1".into(), "b".into()],
+            },
+            SavedSession {
+                id: "b".into(),
+                description: None,
+                script: Vec::new(),
+                registration_ids: vec![],
+                replaces: Some("a".into()),
+                requirements: vec![],
+            },
+        ];
+        assert_eq!(decode(&encode(&sessions)).unwrap(), sessions);
+        assert!(decode(b"garbage").is_err());
+        assert!(decode(&encode_args(&[b"other-format".to_vec()])).is_err());
+    }
+}

@@ -1,0 +1,409 @@
+//! Registrations: flows bound to a trigger, each holding its session. Applied only when the
+//! script that made them succeeds, all of them or none (a spec the guest staged was checked
+//! when it was staged: the script got an error then).
+
+use crate::gears::executions::SHARD_ID;
+use crate::gears::stream_registration::StreamRegistration;
+use crate::session::Session;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use wasmgears_abi::ReaderSpec;
+use wasmgears_sandbox::CreatedRegistration;
+
+#[derive(Default, Clone)]
+pub struct Stats {
+    pub triggered: u64,
+    pub success: u64,
+    pub failures: u64,
+    pub aborted: u64,
+    pub last_ms: u64,
+    pub total_ms: u64,
+    pub last_error: Option<String>,
+    /// StreamReader: how old the last batch's newest entry was when processed.
+    pub last_lag_ms: u64,
+    pub total_lag_ms: u64,
+}
+
+/// What a registration reacts to.
+pub enum Source {
+    Trigger {
+        name: String,
+        inorder: bool,
+    },
+    /// `hook=`: the command (lower case) it replaces, for keys starting with `keyprefix`.
+    Hook {
+        command: String,
+        keyprefix: Option<String>,
+        inorder: bool,
+    },
+    Keys {
+        prefix: String,
+        event_types: Option<Vec<String>>,
+        key_types: Option<Vec<String>>,
+        /// `commands=`: fire only for events these commands cause; the client waits.
+        commands: Option<Vec<String>>,
+    },
+    Stream(Arc<StreamRegistration>),
+}
+
+pub struct Registration {
+    /// Executions queued or running for this registration's events (bounded: a flow that
+    /// writes keys it also listens to would otherwise queue work without end).
+    pub pending: Arc<AtomicUsize>,
+    pub reader: String,
+    pub mode: String,
+    pub source: Source,
+    pub desc: Option<String>,
+    pub stats: Stats,
+    pub session: Arc<Session>,
+    /// Ids of its newest executions, listed by RG.DUMPEXECUTIONS.
+    pub executions: std::collections::VecDeque<String>,
+    /// `inorder=True`: its runs on workers start one after the other, in arrival order.
+    pub in_order: Option<Arc<crate::gears::in_order::InOrder>>,
+}
+
+impl Registration {
+    fn trigger(&self) -> Option<&str> {
+        match &self.source {
+            Source::Trigger { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    pub fn is_sync(&self) -> bool {
+        self.mode == "sync"
+    }
+}
+
+/// A registration's flow to run: its id, session and mode.
+#[derive(Clone)]
+pub struct Target {
+    pub id: String,
+    pub session: Arc<Session>,
+    pub sync: bool,
+    /// The registration's backlog counter (KeysReader events).
+    pub pending: Arc<AtomicUsize>,
+    /// A `commands=` registration: the command's client waits for it.
+    pub waits: bool,
+    pub in_order: Option<Arc<crate::gears::in_order::InOrder>>,
+}
+
+impl Target {
+    fn of(id: &str, r: &Registration) -> Target {
+        Target {
+            id: id.to_string(),
+            session: Arc::clone(&r.session),
+            sync: r.is_sync(),
+            pending: Arc::clone(&r.pending),
+            waits: matches!(r.source, Source::Keys { commands: Some(_), .. }),
+            in_order: r.in_order.clone(),
+        }
+    }
+}
+
+/// RedisGears' prefix match: `*` matches all, `p*` a prefix, anything else the exact key.
+pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
+    match prefix.strip_suffix('*') {
+        Some(start) => key.starts_with(start.as_bytes()),
+        None => key == prefix.as_bytes(),
+    }
+}
+
+/// The KeysReader registrations an event fires. `command` is the command a `commands=`
+/// wrapper is running (None outside one): registrations with `commands=` fire only within
+/// one of theirs, and only those. `key_type` is asked only when some registration filters on
+/// key types.
+pub fn matching_key_registrations(
+    key: &[u8],
+    event: &str,
+    command: Option<&str>,
+    key_type: impl Fn() -> String,
+) -> Vec<Target> {
+    let reg = registry();
+    let mut kind: Option<String> = None;
+    let mut out = Vec::new();
+    for (id, r) in reg.values() {
+        let Source::Keys { prefix, event_types, key_types, commands } = &r.source else { continue };
+        if !prefix_matches(prefix, key) {
+            continue;
+        }
+        let wanted = match (commands, command) {
+            (None, _) => true,
+            (Some(list), Some(cmd)) => list.iter().any(|c| c == cmd),
+            (Some(_), None) => false,
+        };
+        if !wanted {
+            continue;
+        }
+        if event_types.as_ref().is_some_and(|types| !types.iter().any(|t| t.eq_ignore_ascii_case(event))) {
+            continue;
+        }
+        if let Some(types) = key_types {
+            let kind = kind.get_or_insert_with(&key_type);
+            if !types.iter().any(|t| t == kind) {
+                continue;
+            }
+        }
+        out.push(Target::of(id, r));
+    }
+    out
+}
+
+/// The StreamReader registrations watching stream `key`.
+pub fn matching_stream_registrations(key: &[u8]) -> Vec<(Target, Arc<StreamRegistration>)> {
+    registry()
+        .values()
+        .filter_map(|(id, r)| match &r.source {
+            Source::Stream(s) if prefix_matches(&s.prefix, key) => Some((Target::of(id, r), Arc::clone(s))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The StreamReader registration `id`.
+pub fn stream_registration(id: &str) -> Option<(Target, Arc<StreamRegistration>)> {
+    let reg = registry();
+    let (rid, r) = seq(id).and_then(|k| reg.get(&k))?;
+    match &r.source {
+        Source::Stream(s) => Some((Target::of(rid, r), Arc::clone(s))),
+        _ => None,
+    }
+}
+
+pub fn exists(id: &str) -> bool {
+    seq(id).is_some_and(|k| registry().contains_key(&k))
+}
+
+/// The hook that replaces `command` for `first_key`: the newest registered one.
+pub fn find_hook(command: &str, first_key: Option<&[u8]>) -> Option<Target> {
+    let reg = registry();
+    reg.values().rev().find_map(|(id, r)| match &r.source {
+        Source::Hook { command: c, keyprefix, .. } if c == command => {
+            let key_ok = match keyprefix {
+                None => true,
+                Some(p) => first_key.is_some_and(|k| k.starts_with(p.as_bytes())),
+            };
+            key_ok.then(|| Target::of(id, r))
+        }
+        _ => None,
+    })
+}
+
+/// Every command a hook or a `commands=` registration wraps (for the command filter).
+pub fn wrapped_commands() -> Vec<String> {
+    let reg = registry();
+    let mut out = Vec::new();
+    for (_, r) in reg.values() {
+        match &r.source {
+            Source::Hook { command, .. } => out.push(command.clone()),
+            Source::Keys { commands: Some(list), .. } => out.extend(list.iter().cloned()),
+            _ => {}
+        }
+    }
+    out
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static REGISTRATIONS: OnceLock<Mutex<BTreeMap<u64, (String, Registration)>>> = OnceLock::new();
+
+pub fn registry() -> MutexGuard<'static, BTreeMap<u64, (String, Registration)>> {
+    REGISTRATIONS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn next_id() -> String {
+    format!("{SHARD_ID}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+/// After restoring registration `id`: new ids come after it.
+pub fn seen_id(id: &str) {
+    if let Some(n) = seq(id) {
+        NEXT_ID.fetch_max(n + 1, Ordering::Relaxed);
+    }
+}
+
+fn seq(id: &str) -> Option<u64> {
+    id.strip_prefix(SHARD_ID)?.strip_prefix('-')?.parse().ok()
+}
+
+/// Applies a script's staged registrations, all or none; with `replacing` (UPGRADE,
+/// REPLACE_WITH) that session's registrations are removed in the same step.
+pub fn apply(
+    staged: Vec<CreatedRegistration>,
+    session: &Arc<Session>,
+    replacing: Option<&Arc<Session>>,
+) -> Result<(), String> {
+    let mut reg = registry();
+    let replaced = |r: &Registration| replacing.is_some_and(|old| Arc::ptr_eq(old, &r.session));
+    for s in &staged {
+        if let ReaderSpec::Command { trigger: Some(trigger), .. } = &s.spec.reader {
+            if reg.values().any(|(_, r)| r.trigger() == Some(trigger.as_str()) && !replaced(r)) {
+                return Err(format!("trigger {trigger} already registered"));
+            }
+        }
+    }
+    let old_keys: Vec<u64> = reg.iter().filter(|(_, (_, r))| replaced(r)).map(|(k, _)| *k).collect();
+    let removed: Vec<_> = old_keys.iter().filter_map(|k| reg.remove(k)).collect();
+    for s in staged {
+        let Some(key) = seq(&s.id) else { continue };
+        let source = source_of(&s.spec.reader);
+        let in_order = matches!(source, Source::Trigger { inorder: true, .. } | Source::Hook { inorder: true, .. })
+            .then(crate::gears::in_order::InOrder::on_workers);
+        let registration = Registration {
+            pending: Arc::new(AtomicUsize::new(0)),
+            reader: s.spec.reader_name().to_string(),
+            mode: s.spec.mode.clone(),
+            source,
+            desc: s.spec.desc.clone(),
+            stats: Stats::default(),
+            session: Arc::clone(session),
+            executions: Default::default(),
+            in_order,
+        };
+        reg.insert(key, (s.id, registration));
+    }
+    drop(reg);
+    drop(removed); // outside the lock: this may free the old session
+    crate::redis::command_filter::set_wrapped(wrapped_commands());
+    Ok(())
+}
+
+/// Ids of `session`'s registrations, in registration order.
+pub fn ids_of(session: &Arc<Session>) -> Vec<String> {
+    registry().values().filter(|(_, r)| Arc::ptr_eq(&r.session, session)).map(|(id, _)| id.clone()).collect()
+}
+
+/// What a staged spec reacts to, as the registry keeps it.
+fn source_of(spec: &ReaderSpec) -> Source {
+    match spec {
+        ReaderSpec::Keys { prefix, event_types, key_types, commands, .. } => Source::Keys {
+            prefix: prefix.clone(),
+            event_types: event_types.clone(),
+            key_types: key_types.clone(),
+            commands: commands.clone(),
+        },
+        ReaderSpec::Command { hook: Some(hook), key_prefix, in_order, .. } => {
+            Source::Hook { command: hook.clone(), keyprefix: key_prefix.clone(), inorder: *in_order }
+        }
+        ReaderSpec::Command { trigger, in_order, .. } => {
+            Source::Trigger { name: trigger.clone().unwrap_or_default(), inorder: *in_order }
+        }
+        ReaderSpec::Stream { prefix, batch, duration_ms, trim, on_failed, retry_secs } => Source::Stream(Arc::new(
+            StreamRegistration::new(prefix, *batch, *duration_ms, *trim, on_failed, *retry_secs),
+        )),
+    }
+}
+
+/// The registration behind `trigger`: its id and session.
+pub fn find_trigger(trigger: &str) -> Option<Target> {
+    registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| Target::of(id, r))
+}
+
+/// A StreamReader batch's lag (age of its newest entry when processed).
+pub fn record_lag(id: &str, lag_ms: u64) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.last_lag_ms = lag_ms;
+        r.stats.total_lag_ms += lag_ms;
+    }
+}
+
+/// Counts one run of registration `id` and lists it as a registered execution (keeping the
+/// registration's newest `MaxExecutionsPerRegistration`).
+pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
+    let keep = crate::runtime::settings::int(crate::runtime::config::MAX_EXECUTIONS_PER_REGISTRATION).max(0) as usize;
+    let mut reg = registry();
+    let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) else { return };
+    let mut listed = None;
+    if keep > 0 {
+        let execution_id = crate::gears::executions::next_id();
+        r.executions.push_back(execution_id.clone());
+        let excess = r.executions.len().saturating_sub(keep);
+        listed = Some((execution_id, r.executions.drain(..excess).collect::<Vec<_>>()));
+    }
+    count_run(&mut r.stats, ms, first_error);
+    drop(reg);
+    if let Some((execution_id, evict)) = listed {
+        crate::gears::executions::add_registered(execution_id, ms, first_error, evict);
+    }
+}
+
+/// Counts a run as triggered, when its callback has returned (records that wait for async
+/// steps are counted then; their success or failure when they finish).
+pub fn record_trigger(id: &str) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.triggered += 1;
+    }
+}
+
+/// Counts a run whose execution is dropped once replied (RG.TRIGGER, hooks).
+pub fn record_unlisted_run(id: &str, ms: u64, first_error: Option<&str>) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        count_run(&mut r.stats, ms, first_error);
+    }
+}
+
+/// Counts how a run ended (`record_trigger` counted its start).
+fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
+    st.last_ms = ms;
+    st.total_ms += ms;
+    match first_error {
+        Some(e) => {
+            st.failures += 1;
+            st.last_error = Some(e.to_string());
+        }
+        None => st.success += 1,
+    }
+}
+
+/// The session a registration runs in.
+pub fn session_of(id: &str) -> Option<Arc<Session>> {
+    seq(id).and_then(|k| registry().get(&k).map(|(_, r)| Arc::clone(&r.session)))
+}
+
+/// Removes a registration; its session is freed with its last holder (outside the lock).
+pub fn unregister(id: &str) -> bool {
+    let removed = seq(id).and_then(|k| registry().remove(&k));
+    if removed.is_some() {
+        crate::redis::command_filter::set_wrapped(wrapped_commands());
+    }
+    removed.is_some()
+}
+
+/// An event dropped because the registration's backlog is full: counted as aborted.
+pub fn record_dropped(id: &str) {
+    let mut reg = registry();
+    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
+        r.stats.triggered += 1;
+        r.stats.aborted += 1;
+        r.stats.last_error = Some(format!("event dropped: more than {} pending (MaxPendingEvents)", max_pending()));
+    }
+}
+
+pub fn max_pending() -> usize {
+    crate::runtime::settings::int(crate::runtime::config::MAX_PENDING_EVENTS).max(1) as usize
+}
+
+pub fn clear_stats() {
+    registry().values_mut().for_each(|(_, r)| r.stats = Stats::default());
+}
+
+pub fn count() -> usize {
+    registry().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_like_redisgears() {
+        assert!(prefix_matches("*", b"anything"));
+        assert!(prefix_matches("user:*", b"user:1"));
+        assert!(!prefix_matches("user:*", b"order:1"));
+        assert!(prefix_matches("exact", b"exact"));
+        assert!(!prefix_matches("exact", b"exactly"));
+    }
+}

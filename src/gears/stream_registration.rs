@@ -1,0 +1,109 @@
+//! A StreamReader registration's options and its per-stream state (which streams.rs
+//! drives). Its own file so that registrations can hold one without depending on the
+//! batch engine.
+
+use crate::redis::reply::bulk;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use wasmgears_abi::Reply;
+
+/// `onFailedPolicy`: what a failed batch does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Policy {
+    Continue,
+    Abort,
+    Retry,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Continue => "continue",
+            Policy::Abort => "abort",
+            Policy::Retry => "retry",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Status {
+    Ok,
+    WaitingForRetry,
+    Aborted,
+    Paused,
+}
+
+#[derive(Default)]
+pub(crate) struct KeyState {
+    pub last_id: String,
+    /// Entries added (by XADD events) and not yet processed: a hint, the stream is the truth.
+    pub pending: usize,
+    pub running: bool,
+    pub timer: Option<u64>,
+}
+
+pub(crate) struct State {
+    pub status: Status,
+    pub keys: HashMap<Vec<u8>, KeyState>,
+}
+
+pub struct StreamRegistration {
+    pub prefix: String,
+    pub(crate) batch: usize,
+    pub(crate) duration_ms: u64,
+    pub(crate) trim: bool,
+    pub(crate) policy: Policy,
+    pub(crate) retry_secs: u64,
+    state: Mutex<State>,
+}
+
+impl StreamRegistration {
+    /// From a StreamReader spec's fields.
+    pub fn new(prefix: &str, batch: u64, duration_ms: u64, trim: bool, on_failed: &str, retry_secs: u64) -> Self {
+        let policy = match on_failed {
+            "abort" => Policy::Abort,
+            "retry" => Policy::Retry,
+            _ => Policy::Continue,
+        };
+        StreamRegistration {
+            prefix: prefix.to_string(),
+            batch: batch.clamp(1, usize::MAX as u64) as usize,
+            duration_ms,
+            trim,
+            policy,
+            retry_secs,
+            state: Mutex::new(State { status: Status::Ok, keys: HashMap::new() }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status_name(&self) -> &'static str {
+        match self.state().status {
+            Status::Ok => "OK",
+            Status::WaitingForRetry => "WAITING_FOR_RETRY_ON_FAILURE",
+            Status::Aborted => "ABORTED",
+            Status::Paused => "PAUSED",
+        }
+    }
+
+    pub fn args_reply(&self) -> Reply {
+        let policy = self.policy.name();
+        Reply::Array(vec![
+            bulk("batchSize"),
+            Reply::Int(self.batch as i64),
+            bulk("durationMS"),
+            Reply::Int(self.duration_ms as i64),
+            bulk("stream"),
+            bulk(self.prefix.as_str()),
+            bulk("trimStream"),
+            Reply::Int(self.trim as i64),
+            bulk("onFailedPolicy"),
+            bulk(policy),
+            bulk("retryInterval"),
+            Reply::Int(self.retry_secs as i64),
+        ])
+    }
+}

@@ -1,0 +1,139 @@
+//! `execute()` from a sandbox: runs the command through RM_Call and converts its reply.
+//! The sandbox's `RedisCaller` implementations; their host handle is a `redis_module::Context`
+//! with the Redis GIL held.
+
+use crate::redis::worker_context::WorkerContext;
+use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use std::sync::Arc;
+use wasmgears_abi::Reply;
+use wasmgears_sandbox::RedisCaller;
+
+/// Replicated like RedisGears' `!v` calls, with errors returned as replies.
+fn call_options() -> CallOptions {
+    CallOptionsBuilder::new().replicate().errors_as_replies().resp(CallOptionResp::Resp2).build()
+}
+
+fn convert(result: &CallResult<'_>) -> Reply {
+    match result {
+        Ok(reply) => convert_reply(reply),
+        Err(err) => Reply::Error(err.to_utf8_string().unwrap_or_else(|| "ERR unknown error".into()).into_bytes()),
+    }
+}
+
+fn convert_reply(reply: &CallReply<'_>) -> Reply {
+    match reply {
+        CallReply::I64(i) => Reply::Int(i.to_i64()),
+        CallReply::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
+        CallReply::Array(a) => Reply::Array(a.iter().map(|r| convert(&r)).collect()),
+        CallReply::Null(_) => Reply::Null,
+        CallReply::Bool(b) => Reply::Int(b.to_bool() as i64),
+        CallReply::Double(d) => Reply::Double(d.to_double()),
+        CallReply::Set(s) => Reply::Array(s.iter().map(|r| convert(&r)).collect()),
+        CallReply::Map(m) => Reply::Array(m.iter().flat_map(|(k, v)| [convert(&k), convert(&v)]).collect()),
+        CallReply::BigNumber(n) => Reply::Bulk(n.to_string().unwrap_or_default().into_bytes()),
+        CallReply::VerbatimString(v) => Reply::Bulk(v.as_parts().map(|(_, b)| b.to_vec()).unwrap_or_default()),
+        CallReply::Unknown => Reply::Null,
+    }
+}
+
+/// Runs one command in `ctx` (the Redis GIL must be held).
+pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
+    let Ok(command) = std::str::from_utf8(args[0]) else {
+        return Reply::Error(b"ERR unknown command".to_vec());
+    };
+    if command.contains('\0') {
+        return Reply::Error(b"ERR unknown command".to_vec());
+    }
+    let result: CallResult = ctx.call_ext(command, &call_options(), &args[1..]);
+    convert(&result)
+}
+
+/// `execute()` from a worker: takes the Redis GIL for each call (or batch), or keeps it
+/// for an `atomic()` block (re-entrant; released at the latest when the entry ends).
+pub struct WorkerCaller {
+    ctx: Arc<WorkerContext>,
+    atomic_depth: u32,
+}
+
+impl WorkerCaller {
+    fn with_ctx<R>(&self, f: impl FnOnce(&Context) -> R) -> R {
+        if self.atomic_depth > 0 {
+            f(&self.ctx.context())
+        } else {
+            f(&self.ctx.lock())
+        }
+    }
+}
+
+impl RedisCaller for WorkerCaller {
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        self.with_ctx(|ctx| run_command(ctx, args))
+    }
+
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_command(ctx, c)).collect()))
+    }
+
+    fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
+        self.with_ctx(|ctx| f(ctx))
+    }
+
+    fn atomic(&mut self, enter: bool) {
+        if enter {
+            if self.atomic_depth == 0 {
+                self.ctx.hold();
+            }
+            self.atomic_depth += 1;
+        } else if self.atomic_depth > 0 {
+            self.atomic_depth -= 1;
+            if self.atomic_depth == 0 {
+                self.ctx.release();
+            }
+        }
+    }
+}
+
+impl Drop for WorkerCaller {
+    fn drop(&mut self) {
+        if self.atomic_depth > 0 {
+            self.ctx.release();
+        }
+    }
+}
+
+/// `execute()` inline on a thread that already holds the Redis GIL (the main thread inside
+/// a command or keyspace notification): calls go straight to that context.
+pub struct InlineCaller {
+    ctx: *mut redis_module::raw::RedisModuleCtx,
+}
+
+// SAFETY: an InlineCaller is created and used within one entry into the guest on the thread
+// that owns `ctx` (and holds the Redis GIL); it never outlives that call. `Send` is needed
+// only because the entry stores callers behind `Box<dyn RedisCaller + Send>`.
+unsafe impl Send for InlineCaller {}
+
+impl RedisCaller for InlineCaller {
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        run_command(&Context::new(self.ctx), args)
+    }
+
+    fn atomic(&mut self, _enter: bool) {} // the GIL is held for the whole entry anyway
+
+    fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
+        f(&Context::new(self.ctx))
+    }
+}
+
+/// For inline work within `ctx` (see `InlineCaller`).
+pub fn inline(ctx: &Context) -> Box<dyn RedisCaller> {
+    Box::new(InlineCaller { ctx: ctx.ctx })
+}
+
+/// For work no client waits on (an UNBLOCKING execution after its id was sent).
+pub fn detached() -> Box<dyn RedisCaller> {
+    Box::new(WorkerCaller { ctx: Arc::new(WorkerContext::detached()), atomic_depth: 0 })
+}
+
+pub fn for_client(client: &Arc<WorkerContext>) -> Box<dyn RedisCaller> {
+    Box::new(WorkerCaller { ctx: Arc::clone(client), atomic_depth: 0 })
+}

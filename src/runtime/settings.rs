@@ -1,0 +1,56 @@
+//! The process-wide configuration, shared by commands and the sandbox.
+
+use crate::runtime::config::{
+    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_REPLY_MB, SANDBOX_MEMORY_MB,
+    SANDBOX_TIME_LIMIT_MS,
+};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use wasmgears_sandbox::limits;
+
+static SETTINGS: OnceLock<Mutex<Config>> = OnceLock::new();
+
+fn settings() -> MutexGuard<'static, Config> {
+    let lock = SETTINGS.get_or_init(|| Mutex::new(Config::default()));
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Pushes the limits the sandbox reads on its hot paths.
+fn apply_limits(config: &Config) {
+    limits::set_memory_cap_mb(config.int(SANDBOX_MEMORY_MB));
+    limits::set_time_limit_ms(config.int(SANDBOX_TIME_LIMIT_MS));
+    limits::set_main_thread_time_limit_ms(config.int(MAIN_THREAD_TIME_LIMIT_MS));
+    limits::set_max_reply_mb(config.int(MAX_REPLY_MB));
+}
+
+/// Installs the configuration parsed from the module arguments.
+pub fn install(config: Config) {
+    apply_limits(&config);
+    *settings() = config;
+}
+
+pub fn get(name: &str) -> Result<Value, ConfigError> {
+    settings().get(name)
+}
+
+pub fn int(name: &str) -> i64 {
+    settings().int(name)
+}
+
+pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
+    let mut config = settings();
+    let outcome = config.set(name, value, false)?;
+    apply_limits(&config);
+    Ok(outcome)
+}
+
+/// Where `REQUIREMENTS` are looked up, if configured.
+pub fn wheelhouse_dir() -> Option<std::path::PathBuf> {
+    match get(crate::runtime::config::WHEELHOUSE_DIR) {
+        Ok(Value::Str(dir)) if !dir.is_empty() => Some(dir.into()),
+        _ => None,
+    }
+}
+
+pub fn lookup_for_script(name: &str) -> Option<String> {
+    settings().lookup_for_script(name)
+}

@@ -1,0 +1,15 @@
+"""The host's requests, by name, over the one import (`_gears_host.request`, glue.c)."""
+from functools import partial
+
+import _gears_host
+from gears_abi import HOST_REQUESTS
+
+error = _gears_host.error  # gears.error: a Redis error reply
+
+call = partial(_gears_host.request, HOST_REQUESTS["call"])  # call([cmd, args...]) -> reply
+call_batch = partial(_gears_host.request_batch, HOST_REQUESTS["call_batch"])  # [[cmd, ...], ...]
+
+
+def request(name, *fields):
+    """Any other request: `name` from gears_abi.HOST_REQUESTS, its fields as str/bytes."""
+    return _gears_host.request(HOST_REQUESTS[name], list(fields))

@@ -1,0 +1,116 @@
+"""Checks the guest's side of the wire format against the golden vectors
+(crates/abi/vectors/codec.json): the Python encoder and decoder, the operation tables, and,
+inside the guest, the C codec (`_gears_host.decode/encode_args/encode_batch`).
+
+Runs under the native CPython too (`codec=None`: the C checks are skipped there)."""
+import json
+
+import gears_abi
+import gears_encode
+
+
+def _record(v):
+    """A record of the vectors as the Python object it stands for."""
+    if "nest" in v:
+        inner = _record(v["in"])
+        for _ in range(v["nest"]):
+            inner = [inner]
+        return inner
+    (tag, x), = v.items()
+    return {
+        "str": lambda: x,
+        "bytes_hex": lambda: bytes.fromhex(x),
+        "bytearray_hex": lambda: bytearray.fromhex(x),
+        "int": lambda: int(x),
+        "float": lambda: x,
+        "none": lambda: None,
+        "dict": lambda: {"a": 1},
+        "list": lambda: [_record(i) for i in x],
+    }[tag]()
+
+
+def _decoded(v, error_type):
+    """What the C decoder gives Python for a value of the vectors."""
+    if "nest" in v:
+        inner = _decoded(v["in"], error_type)
+        for _ in range(v["nest"]):
+            inner = [inner]
+        return inner
+    (tag, x), = v.items()
+    if tag == "bulk_hex":
+        data = bytes.fromhex(x)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return bytearray(data)  # binary replies arrive as bytearray, as in RedisGears 1.2
+    return {
+        "bulk": lambda: x,
+        "status": lambda: x,
+        "error": lambda: ("error", x),
+        "int": lambda: int(x),
+        "double": lambda: float(x),
+        "null": lambda: None,
+        "array": lambda: [_decoded(i, error_type) for i in x],
+    }[tag]()
+
+
+def _comparable(obj, error_type):
+    if error_type is not None and isinstance(obj, error_type):
+        return ("error", str(obj))
+    if isinstance(obj, list):
+        return [_comparable(o, error_type) for o in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return (type(obj).__name__, bytes(obj))
+    return obj
+
+
+def check(vectors_json, codec=None):
+    """The failures, one line each (empty when every vector passes)."""
+    vectors = json.loads(vectors_json)
+    failures = []
+
+    def expect(name, got, want):
+        if got != want:
+            failures.append("%s: got %r, want %r" % (name, got, want))
+
+    expect("max_depth", gears_abi.MAX_DEPTH, vectors["max_depth"])
+    expect("guest entry codes", gears_abi.GUEST_ENTRIES, vectors["guest_entries"])
+    expect("host request codes", gears_abi.HOST_REQUESTS, vectors["host_requests"])
+    for v in vectors["records"]:
+        out = []
+        gears_encode.encode_record(_record(v["record"]), out)
+        expect("encode_record " + v["name"], b"".join(out).hex(), v["hex"])
+    for v in vectors["args"]:
+        args = [bytes.fromhex(a) for a in v["args"]]
+        expect("decode_args " + v["name"], gears_encode.decode_args(bytes.fromhex(v["hex"])), args)
+    if codec is None:
+        return failures
+    error_type = codec.error
+    host = codec._gears_host if hasattr(codec, "_gears_host") else codec
+    for v in vectors["values"]:
+        try:
+            got = _comparable(host.decode(bytes.fromhex(v["hex"])), error_type)
+        except error_type as e:  # a top-level error reply raises
+            got = ("error", str(e))
+        except Exception as e:
+            got = "raised %r" % e
+        expect("C decode " + v["name"], got, _comparable(_decoded(v["value"], error_type), error_type))
+    for v in vectors["refused"]:
+        try:
+            host.decode(bytes.fromhex(v["hex"]))
+            failures.append("C decode %s: accepted, want %s" % (v["name"], v["error"]))
+        except ValueError:
+            pass
+    for v in vectors["args"]:
+        args = [bytes.fromhex(a) for a in v["args"]]
+        expect("C encode_args " + v["name"], host.encode_args(args).hex(), v["hex"])
+        expect("C encode_args bytearray " + v["name"], host.encode_args([bytearray(a) for a in args]).hex(), v["hex"])
+        try:
+            texts = [a.decode("utf-8") for a in args]
+        except UnicodeDecodeError:
+            continue
+        expect("C encode_args str " + v["name"], host.encode_args(texts).hex(), v["hex"])
+    for v in vectors["batches"]:
+        commands = [[bytes.fromhex(a) for a in c] for c in v["commands"]]
+        expect("C encode_batch " + v["name"], host.encode_batch(commands).hex(), v["hex"])
+    return failures
