@@ -6,7 +6,7 @@ use crate::redis::reply::send;
 use crate::session::CallbackOutput;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::time::Instant;
-use wasmgears_abi::{encode_args, GuestEntry, Reply};
+use wasmgears_abi::{payload, GuestEntry, Reply};
 use wasmgears_sandbox::SandboxError;
 
 const NO_BLOCKING: &str =
@@ -20,9 +20,7 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let record: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
     let name = String::from_utf8_lossy(&record[0]).into_owned();
     let target = registrations::find_trigger(&name).ok_or(RedisError::Str("ERR subcommand not found"))?;
-    let mut payload: Vec<&[u8]> = vec![target.id.as_bytes()];
-    payload.extend(record.iter().map(Vec::as_slice));
-    let payload = encode_args(&payload);
+    let payload = payload::trigger(&target.id, &record);
     // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
     let inline = target.sync;
     crate::gears::client_callbacks::run_and_answer(ctx, target, payload, None, inline, trigger_reply)

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmgears_abi::GuestEntry;
-use wasmgears_abi::{encode_args, Reply};
+use wasmgears_abi::{payload, Reply};
 use wasmgears_sandbox::{CommandCtx, EntrySetup, SandboxError};
 
 /// What `RG.INNERHOOK <command> [args...]` runs: the newest hook of `command` (unless the
@@ -65,9 +65,7 @@ fn hook_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sandbox
 }
 
 fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult {
-    let mut payload: Vec<&[u8]> = vec![target.id.as_bytes()];
-    payload.extend(command.iter().map(Vec::as_slice));
-    let payload = encode_args(&payload);
+    let payload = payload::trigger(&target.id, &command);
     let hook = Some(CommandCtx { args: command, hook: true, override_reply: None });
     // Inside MULTI/Lua a hook cannot wait for a worker: it runs inline there too.
     let inline = target.sync || blocking_denied(ctx);

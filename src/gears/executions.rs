@@ -72,6 +72,8 @@ impl Execution {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Executions by id. Lock order: level 3, taken alone; never held while calling into Python or
+/// replying.
 static EXECUTIONS: OnceLock<Mutex<Registry<Execution>>> = OnceLock::new();
 
 pub fn registry() -> MutexGuard<'static, Registry<Execution>> {

@@ -6,7 +6,7 @@ use crate::session::{CallbackOutput, Session};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmgears_abi::{GuestEntry, Reply};
+use wasmgears_abi::{FlowResults, GuestEntry, Reply};
 use wasmgears_sandbox::{RedisCaller, SandboxError};
 
 /// How an execution ended.
@@ -24,27 +24,11 @@ impl Outcome {
     }
 }
 
-/// Splits the guest's `[[results], [errors]]` (+ `[durations]` when profiling).
+/// Reads the guest's results (`wasmgears_abi::FlowResults`) as an outcome.
 pub fn split_results(reply: Reply) -> Outcome {
-    let text = |r: Reply| match r {
-        Reply::Bulk(b) | Reply::Status(b) | Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
-        other => format!("{other:?}"),
-    };
-    let Reply::Array(parts) = reply else {
-        return Outcome::failed(Status::Done, "malformed results from the sandbox".into());
-    };
-    let mut parts = parts.into_iter();
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Reply::Array(results)), Some(Reply::Array(errors)), durations) => {
-            let step_ms = match durations {
-                Some(Reply::Array(d)) => {
-                    d.iter().map(|x| if let Reply::Int(ms) = x { *ms as u64 } else { 0 }).collect()
-                }
-                _ => Vec::new(),
-            };
-            Outcome { status: Status::Done, results, errors: errors.into_iter().map(text).collect(), step_ms }
-        }
-        _ => Outcome::failed(Status::Done, "malformed results from the sandbox".into()),
+    match FlowResults::decode(reply) {
+        Some(r) => Outcome { status: Status::Done, results: r.results, errors: r.errors, step_ms: r.step_ms },
+        None => Outcome::failed(Status::Done, "malformed results from the sandbox".into()),
     }
 }
 

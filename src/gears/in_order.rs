@@ -15,6 +15,7 @@ struct Queue {
 }
 
 pub struct InOrder {
+    /// Lock order: level 3, held only to queue or pop a run (it may submit to the pool, level 5).
     queue: Mutex<Queue>,
     spawn: Spawn,
 }

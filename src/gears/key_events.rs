@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmgears_abi::GuestEntry;
-use wasmgears_abi::{encode_args, Reply};
+use wasmgears_abi::{payload, Reply};
 use wasmgears_sandbox::{EntrySetup, SandboxError};
 
 fn type_name(ctx: &Context, key: &[u8]) -> String {
@@ -56,7 +56,7 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
     let command = command_scope::wrapped_command();
     let matches = registrations::matching_key_registrations(key, event, command.as_deref(), || type_name(ctx, key));
     for target in matches {
-        let payload = encode_args(&[target.id.as_bytes(), key, event.as_bytes()]);
+        let payload = payload::key_event(&target.id, key, event);
         if command.is_some() && command_scope::defer(&target, &payload) {
             continue; // a `commands=` registration: run once the command is done
         }

@@ -13,6 +13,7 @@ struct Lists {
     dead: Vec<Weak<Session>>,
 }
 
+/// Linked and dead sessions. Lock order: level 3, taken alone (callers get a copy).
 static LISTS: OnceLock<Mutex<Lists>> = OnceLock::new();
 
 fn lists() -> MutexGuard<'static, Lists> {

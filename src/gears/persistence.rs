@@ -124,6 +124,7 @@ impl RedisCaller for RestoreCaller {
 }
 
 /// Sessions that could not be re-created: (id, why), listed by RG.PYDUMPSESSIONS.
+/// Sessions that failed to restore, with why. Lock order: level 3, taken alone.
 static FAILED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 pub fn failed() -> Vec<(String, String)> {

@@ -205,6 +205,8 @@ pub fn wrapped_commands() -> Vec<String> {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// All registrations, by id. Lock order: level 3, taken alone; held neither while entering a
+/// session nor while the command filter is updated.
 static REGISTRATIONS: OnceLock<Mutex<BTreeMap<u64, (String, Registration)>>> = OnceLock::new();
 
 pub fn registry() -> MutexGuard<'static, BTreeMap<u64, (String, Registration)>> {

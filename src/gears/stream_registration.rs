@@ -54,6 +54,7 @@ pub struct StreamRegistration {
     pub(crate) trim: bool,
     pub(crate) policy: Policy,
     pub(crate) retry_secs: u64,
+    /// Lock order: level 4 (docs/architecture.md): held while timers are set or jobs submitted.
     state: Mutex<State>,
 }
 

@@ -10,7 +10,7 @@ use crate::redis::caller;
 use crate::runtime::{timers, workers};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wasmgears_abi::{encode_args, GuestEntry, Reply};
+use wasmgears_abi::{GuestEntry, Reply, StreamBatch};
 use wasmgears_sandbox::EntrySetup;
 
 /// An XADD on `key`: one more entry waiting.
@@ -64,16 +64,15 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
         if !registrations::exists(&target.id) {
             return;
         }
-        let batch = stream.batch.to_string();
-        let policy = stream.policy.name();
-        let payload = encode_args(&[
-            target.id.as_bytes(),
+        let payload = StreamBatch {
+            registration: &target.id,
             key,
-            after.as_bytes(),
-            batch.as_bytes(),
-            if stream.trim { b"1" } else { b"0" },
-            policy.as_bytes(),
-        ]);
+            after_id: &after,
+            count: stream.batch,
+            trim: stream.trim,
+            policy: stream.policy.name(),
+        }
+        .encode();
         let started = Instant::now();
         let (last, read, error) =
             match target.session.callback(GuestEntry::StreamBatch, &payload, EntrySetup::new(caller::detached())) {

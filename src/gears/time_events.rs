@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use wasmgears_abi::encode_args;
+use wasmgears_abi::payload;
 use wasmgears_abi::GuestEntry;
 use wasmgears_sandbox::{EntrySetup, RedisCaller};
 
@@ -28,6 +28,8 @@ struct TimeEvent {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Live time events. Lock order: level 4: held while scheduling or cancelling a timer, never
+/// while entering a session.
 static EVENTS: OnceLock<Mutex<HashMap<u64, TimeEvent>>> = OnceLock::new();
 
 fn events() -> MutexGuard<'static, HashMap<u64, TimeEvent>> {
@@ -98,7 +100,7 @@ fn tick(id: u64) {
             return;
         }
     }
-    let payload = encode_args(&[id.to_string()]);
+    let payload = payload::one_id(&id.to_string());
     let error = match session.callback(GuestEntry::TimeEvent, &payload, EntrySetup::new(caller::detached())) {
         Ok(out) => split_results(out.reply).errors.into_iter().next(),
         Err(e) => Some(e.to_string()),

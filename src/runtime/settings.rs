@@ -7,6 +7,7 @@ use crate::runtime::config::{
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use wasmgears_sandbox::limits;
 
+/// The configuration. Lock order: level 3, taken alone (nothing is taken under it).
 static SETTINGS: OnceLock<Mutex<Config>> = OnceLock::new();
 
 fn settings() -> MutexGuard<'static, Config> {

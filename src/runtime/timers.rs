@@ -52,6 +52,7 @@ struct Timers {
     wake: Condvar,
 }
 
+/// The timer queue. Lock order: a leaf (level 5); the timer thread runs due jobs with it released.
 static TIMERS: OnceLock<Timers> = OnceLock::new();
 
 fn timers() -> &'static Timers {

@@ -6,6 +6,7 @@ use wasmgears_sandbox::engine_config::MAX_WASM_STACK;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// The workers' queue. Lock order: a leaf (level 5 in docs/architecture.md), held only to send.
 static POOL: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
 
 /// Room for wasm's own stack plus the host frames around it.

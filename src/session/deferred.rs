@@ -103,6 +103,7 @@ pub type EntryResult = Result<wasmgears_abi::Reply, wasmgears_sandbox::SandboxEr
 
 /// The process's table of deferred entry results.
 pub fn results() -> &'static Table<EntryResult> {
+    // Lock order: level 3 (docs/architecture.md); continuations run after it is released.
     static TABLE: OnceLock<Table<EntryResult>> = OnceLock::new();
     TABLE.get_or_init(Table::default)
 }

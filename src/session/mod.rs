@@ -39,7 +39,8 @@ pub fn install(runtime: Runtime, hooks: Box<dyn SessionHooks>) {
 
 pub struct Session {
     pub id: String,
-    /// One thread at a time runs this session's Python (its "GIL").
+    /// One thread at a time runs this session's Python (its "GIL"). Lock order: level 1, the
+    /// first lock of a worker; the main thread only `try_lock`s it.
     guest: Mutex<Guest>,
     /// Itself, for the time events an entry creates (each holds the session).
     me: Weak<Session>,
@@ -51,8 +52,10 @@ pub struct Session {
     /// Its `REQUIREMENTS`, resolved in the wheelhouse.
     pub requirements: Vec<Requirement>,
     /// Deferred results (records waiting in this session) not yet completed.
+    /// (Lock order: level 3, taken alone.)
     waiting: Mutex<HashSet<u64>>,
     /// The next run of its event loop: when, and the timer that will do it.
+    /// (Lock order: level 4: held while its timer is set or cancelled.)
     wake: Mutex<Option<(Instant, u64)>>,
 }
 

@@ -80,6 +80,10 @@ def check(vectors_json, codec=None):
         out = []
         gears_encode.encode_record(_record(v["record"]), out)
         expect("encode_record " + v["name"], b"".join(out).hex(), v["hex"])
+    for v in vectors["results"]:
+        records = [_record(pair[0]) for pair in v["results"]]
+        got = gears_encode.encode_results(records, v["errors"], v["durations"]).hex()
+        expect("encode_results " + v["name"], got, v["hex"])
     for v in vectors["args"]:
         args = [bytes.fromhex(a) for a in v["args"]]
         expect("decode_args " + v["name"], gears_encode.decode_args(bytes.fromhex(v["hex"])), args)

@@ -3,7 +3,8 @@
 //! - [`value`]: the tagged value encoding (a Redis reply, a flow's results);
 //! - [`args`]: command arguments and batches of commands;
 //! - [`ops`]: the names of every operation that crosses the boundary, as enums;
-//! - [`registration`]: what `register()` stages, as named fields.
+//! - [`registration`]: what `register()` stages, as named fields;
+//! - [`payload`]: the entries' payloads and the flows' results, built and read in one place.
 //!
 //! The guest side implements the same format in `wasm/codec.c` (C) and
 //! `wasm/gears/gears_encode.py` (Python). `vectors/codec.json` pins all three: the Rust tests
@@ -13,11 +14,13 @@
 
 pub mod args;
 pub mod ops;
+pub mod payload;
 pub mod registration;
 pub mod value;
 
 pub use args::{decode_args, decode_batch, encode_args, encode_batch};
 pub use ops::{GuestEntry, HostRequest};
+pub use payload::{FlowResults, StreamBatch};
 pub use registration::{ReaderSpec, RegistrationSpec, SpecError};
 pub use value::{CodecError, Reply, MAX_DEPTH};
 

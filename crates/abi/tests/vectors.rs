@@ -2,8 +2,8 @@
 
 use serde_json::Value as Json;
 use wasmgears_abi::{
-    decode_args, decode_batch, encode_args, encode_batch, CodecError, GuestEntry, HostRequest, Reply, MAX_DEPTH,
-    VECTORS_JSON,
+    decode_args, decode_batch, encode_args, encode_batch, CodecError, FlowResults, GuestEntry, HostRequest, Reply,
+    MAX_DEPTH, VECTORS_JSON,
 };
 
 fn vectors() -> Json {
@@ -115,5 +115,19 @@ fn operation_codes_are_the_vectors_ones() {
     assert_eq!(requests.len(), HostRequest::ALL.len());
     for op in HostRequest::ALL {
         assert_eq!(requests[op.name()].as_u64(), Some(op.code() as u64), "host request {}", op.name());
+    }
+}
+
+#[test]
+fn flow_results_read_as_the_guest_writes_them() {
+    for (name, v) in each(&vectors(), "results") {
+        let expected = FlowResults {
+            results: v["results"].as_array().unwrap().iter().map(|pair| value(&pair[1])).collect(),
+            errors: v["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect(),
+            step_ms: v["durations"].as_array().map_or(Vec::new(), |d| d.iter().map(|x| x.as_u64().unwrap()).collect()),
+        };
+        let reply = Reply::decode(&unhex(&v["hex"])).unwrap();
+        assert_eq!(FlowResults::decode(reply.clone()), Some(expected.clone()), "{name}");
+        assert_eq!(expected.to_reply(), reply, "{name}");
     }
 }

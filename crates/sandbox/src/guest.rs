@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmgears_abi::{GuestEntry, Reply};
+use wasmgears_abi::{FlowResults, GuestEntry, Reply};
 use wasmtime::{Instance, Memory, Store, Trap, TypedFunc, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -276,7 +276,7 @@ impl Guest {
 
 /// `[[], [why]]`: the results a flow gets instead of ones too large to hand out.
 fn refused_results(why: String) -> Vec<u8> {
-    Reply::Array(vec![Reply::Array(Vec::new()), Reply::Array(vec![Reply::Bulk(why.into_bytes())])]).to_bytes()
+    FlowResults { errors: vec![why], ..FlowResults::default() }.to_reply().to_bytes()
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

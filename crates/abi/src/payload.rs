@@ -1,0 +1,125 @@
+//! The shapes that ride on the encoding: the payloads of the guest entries and the results
+//! flows hand back. Built and read here only, so no caller depends on positions.
+
+use crate::args::encode_args;
+use crate::value::Reply;
+
+/// [`crate::GuestEntry::RunTrigger`]: `[registration id, trigger or command, args...]`.
+pub fn trigger<A: AsRef<[u8]>>(registration: &str, record: &[A]) -> Vec<u8> {
+    let mut fields: Vec<&[u8]> = vec![registration.as_bytes()];
+    fields.extend(record.iter().map(AsRef::as_ref));
+    encode_args(&fields)
+}
+
+/// [`crate::GuestEntry::KeyEvent`]: `[registration id, key, event]`.
+pub fn key_event(registration: &str, key: &[u8], event: &str) -> Vec<u8> {
+    encode_args(&[registration.as_bytes(), key, event.as_bytes()])
+}
+
+/// [`crate::GuestEntry::StreamBatch`]: which entries of which stream a batch reads.
+pub struct StreamBatch<'a> {
+    /// The StreamReader registration.
+    pub registration: &'a str,
+    /// The stream key.
+    pub key: &'a [u8],
+    /// The batch starts after this entry id.
+    pub after_id: &'a str,
+    /// At most this many entries.
+    pub count: usize,
+    /// Delete the entries once processed.
+    pub trim: bool,
+    /// `onFailedPolicy` (`continue` deletes even after a failure).
+    pub policy: &'a str,
+}
+
+impl StreamBatch<'_> {
+    /// Its payload: `[registration id, key, after id, count, trim "0"/"1", policy]`.
+    pub fn encode(&self) -> Vec<u8> {
+        let count = self.count.to_string();
+        encode_args(&[
+            self.registration.as_bytes(),
+            self.key,
+            self.after_id.as_bytes(),
+            count.as_bytes(),
+            if self.trim { b"1" } else { b"0" },
+            self.policy.as_bytes(),
+        ])
+    }
+}
+
+/// [`crate::GuestEntry::TimeEvent`], [`crate::GuestEntry::Cancel`] and the other entries whose
+/// payload is one id.
+pub fn one_id(id: &str) -> Vec<u8> {
+    encode_args(&[id])
+}
+
+/// What a flow entry hands back: `[[results...], [errors...]]`, plus `[ms per step...]` when
+/// profiling. A stream batch's results are `[last id read, number read]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FlowResults {
+    /// The records, as values.
+    pub results: Vec<Reply>,
+    /// The errors, as text.
+    pub errors: Vec<String>,
+    /// Milliseconds per step (only with ProfileExecutions).
+    pub step_ms: Vec<u64>,
+}
+
+impl FlowResults {
+    /// Reads the shape; None when the value is not one.
+    pub fn decode(reply: Reply) -> Option<FlowResults> {
+        let text = |r: Reply| match r {
+            Reply::Bulk(b) | Reply::Status(b) | Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let Reply::Array(parts) = reply else { return None };
+        let mut parts = parts.into_iter();
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Reply::Array(results)), Some(Reply::Array(errors)), durations, None) => {
+                let step_ms = match durations {
+                    Some(Reply::Array(d)) => {
+                        d.iter().map(|x| if let Reply::Int(ms) = x { *ms as u64 } else { 0 }).collect()
+                    }
+                    None => Vec::new(),
+                    Some(_) => return None,
+                };
+                Some(FlowResults { results, errors: errors.into_iter().map(text).collect(), step_ms })
+            }
+            _ => None,
+        }
+    }
+
+    /// Its encoding (what the guest's `gears_encode.encode_results` produces).
+    pub fn to_reply(&self) -> Reply {
+        let mut parts = vec![
+            Reply::Array(self.results.clone()),
+            Reply::Array(self.errors.iter().map(|e| Reply::Bulk(e.as_bytes().to_vec())).collect()),
+        ];
+        if !self.step_ms.is_empty() {
+            parts.push(Reply::Array(self.step_ms.iter().map(|&ms| Reply::Int(ms as i64)).collect()));
+        }
+        Reply::Array(parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::decode_args;
+
+    #[test]
+    fn payloads_put_the_registration_first() {
+        let p = trigger("0000-1", &["t", "a"]);
+        assert_eq!(decode_args(&p).unwrap(), vec![&b"0000-1"[..], b"t", b"a"]);
+        let p = StreamBatch { registration: "r", key: b"s", after_id: "0-0", count: 3, trim: true, policy: "abort" };
+        assert_eq!(decode_args(&p.encode()).unwrap(), vec![&b"r"[..], b"s", b"0-0", b"3", b"1", b"abort"]);
+    }
+
+    #[test]
+    fn results_round_trip_and_refuse_other_shapes() {
+        let r = FlowResults { results: vec![Reply::Int(1)], errors: vec!["bad".into()], step_ms: vec![2, 3] };
+        assert_eq!(FlowResults::decode(r.to_reply()), Some(r));
+        assert_eq!(FlowResults::decode(Reply::Null), None);
+        assert_eq!(FlowResults::decode(Reply::Array(vec![Reply::Array(vec![])])), None);
+    }
+}
