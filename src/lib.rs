@@ -40,6 +40,10 @@ fn guest_dir(config: &Config) -> Option<PathBuf> {
 fn load(args: &[RedisString]) -> anyhow::Result<()> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
     let config = Config::from_module_args(&args)?;
+    match config.get(config::RUN_SCRIPTS_AS) {
+        Ok(config::Value::Str(v)) if v.eq_ignore_ascii_case("creator") || v.eq_ignore_ascii_case("module") => {}
+        other => anyhow::bail!("RunScriptsAs must be `creator` or `module`, not {other:?}"),
+    }
     let dir = guest_dir(&config).ok_or_else(|| anyhow::anyhow!("no guest: pass `GuestDir <dir>` (see README)"))?;
     let runtime = wasmgears_sandbox::Runtime::new(&dir, config.int(MAX_SESSIONS) as u32, Arc::new(GearsHost))?;
     session::install(runtime, Box::new(GearsHost));
@@ -146,7 +150,7 @@ mod entry {
             ["rg.clearregistrationsstats", clear_registrations_stats, "readonly", 0, 0, 0, ""],
             ["rg.pauseregistrations", pause_registrations, "readonly", 0, 0, 0, ""],
             ["rg.unpauseregistrations", unpause_registrations, "readonly", 0, 0, 0, ""],
-            ["rg.innerhook", inner_hook, "may-replicate", 0, 0, 0, ""],
+            ["rg.innerhook", inner_hook, "may-replicate getkeys-api", 0, 0, 0, ""],
             ["rg.pydumpsessions", dump_sessions, "readonly", 0, 0, 0, ""],
             ["rg.innerregister", inner_register, "write", 0, 0, 0, ""],
             ["rg.pystats", py_stats, "readonly", 0, 0, 0, ""],

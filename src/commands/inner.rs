@@ -1,11 +1,18 @@
 //! Commands replicas and the AOF receive: RG.INNERREGISTER (a session and its registrations)
-//! and RG.INNERUNREGISTER. On the primary, where the session already exists, they do nothing.
+//! and RG.INNERUNREGISTER. They are accepted only from the replication link or while loading
+//! (the AOF): from a client they would create sessions past RG.PYEXECUTE's ACL.
 
 use crate::gears::persistence::{self, SavedSession};
 use crate::gears::registrations;
+use crate::redis::flags::replicated_or_loading;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
+const INTERNAL: &str = "ERR this command is internal to RedisGears: accepted only from the replication link or the AOF";
+
 pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !replicated_or_loading(ctx) {
+        return Err(RedisError::Str(INTERNAL));
+    }
     let fields: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
     let saved = SavedSession::from_fields(&fields).ok_or(RedisError::WrongArity)?;
     persistence::restore(saved, Some(ctx.ctx));
@@ -16,6 +23,9 @@ pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 pub fn inner_unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if !replicated_or_loading(ctx) {
+        return Err(RedisError::Str(INTERNAL));
+    }
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };

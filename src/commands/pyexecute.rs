@@ -7,6 +7,7 @@ use crate::gears::persistence;
 use crate::gears::registrations;
 use crate::redis::caller;
 use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
+use crate::redis::run_as::RunAs;
 use crate::redis::worker_context::WorkerContext;
 use crate::runtime::pyexecute_args::{self, ArgsError, PyExecuteArgs};
 use crate::runtime::settings;
@@ -33,9 +34,15 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })?;
     check_session_options(&parsed)?;
 
+    // The session acts with the authority of whoever sent the script (RunScriptsAs).
+    let run_as = if settings::scripts_run_as_module() {
+        RunAs::Module
+    } else {
+        RunAs::User(ctx.get_current_user().to_string_lossy().into())
+    };
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
-        let answered = catch_unwind(AssertUnwindSafe(|| run_script(parsed, &client)));
+        let answered = catch_unwind(AssertUnwindSafe(|| run_script(parsed, run_as, &client)));
         if answered.is_err() {
             client.reply(&Reply::Error(b"ERR wasmgears internal error; see the Redis log".to_vec()));
         }
@@ -82,24 +89,26 @@ fn send(client: &Client, reply: &Reply) {
 }
 
 /// Runs the script, then the execution its `run()` created, if any; answers the client.
-fn run_script(args: PyExecuteArgs, tsc: &Client) {
+fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
     let specs = args.requirements.clone().unwrap_or_default();
     let requirements = match wheelhouse::resolve(settings::wheelhouse_dir().as_deref(), &specs) {
         Ok(found) => found,
         Err(e) => return send(tsc, &Reply::Error(e.into_bytes())),
     };
-    let session =
-        match Session::create_for(args.id.clone(), args.description.clone(), args.script.clone(), requirements) {
-            Ok(session) => session,
-            Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
-        };
-    let (outcome, created) = match session.exec_script(&args.script, caller::for_client(tsc), Vec::new()) {
-        Ok(done) => done,
-        Err(e) => {
-            crate::redis::log::warning(&format!("wasmgears: session {}: {e}", session.id));
-            return send(tsc, &Reply::Error(e.to_string().into_bytes()));
-        }
+    let created =
+        Session::create_for(args.id.clone(), args.description.clone(), args.script.clone(), requirements, run_as);
+    let session = match created {
+        Ok(session) => session,
+        Err(e) => return send(tsc, &Reply::Error(e.to_string().into_bytes())),
     };
+    let (outcome, created) =
+        match session.exec_script(&args.script, caller::for_client(tsc, &session.run_as), Vec::new()) {
+            Ok(done) => done,
+            Err(e) => {
+                crate::redis::log::warning(&format!("wasmgears: session {}: {e}", session.id));
+                return send(tsc, &Reply::Error(e.to_string().into_bytes()));
+            }
+        };
     if let ScriptOutcome::PythonError(msg) = outcome {
         return send(tsc, &Reply::Error(msg.into_bytes()));
     }
@@ -130,13 +139,13 @@ fn run_script(args: PyExecuteArgs, tsc: &Client) {
         // A script that registers replies OK; its run() still happens, listed by its id.
         send(tsc, &Reply::Status(b"OK".to_vec()));
         tsc.unblock();
-        flows::run(&execution.id, &session, abort, caller::detached());
+        flows::run(&execution.id, &session, abort, caller::detached(&session.run_as));
     } else if args.unblocking {
         send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
         tsc.unblock(); // the client has its id; the flow runs without it
-        flows::run(&execution.id, &session, abort, caller::detached());
+        flows::run(&execution.id, &session, abort, caller::detached(&session.run_as));
     } else {
-        flows::run(&execution.id, &session, abort, caller::for_client(tsc));
+        flows::run(&execution.id, &session, abort, caller::for_client(tsc, &session.run_as));
         // A blocking run's execution is dropped once its client has the results; if its
         // records wait for async steps, the client waits with them.
         let finished = {

@@ -51,7 +51,7 @@ pub fn py_profile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let payload = encode_args(&[op.as_bytes(), order.as_bytes()]);
     let client = Arc::new(WorkerContext::block(ctx));
     workers::submit(move || {
-        let setup = EntrySetup::new(caller::for_client(&client));
+        let setup = EntrySetup::new(caller::for_client(&client, &session.run_as));
         let reply = match session.callback(GuestEntry::Profile, &payload, setup) {
             Ok(out) => {
                 let outcome = split_results(out.reply);

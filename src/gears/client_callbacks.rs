@@ -38,7 +38,7 @@ pub fn run_and_answer(
             command: command.clone(),
             main_thread: true,
             async_allowed: !denied,
-            ..EntrySetup::new(caller::inline(ctx))
+            ..EntrySetup::new(caller::inline(ctx, &target.session.run_as))
         };
         match target.session.try_callback(GuestEntry::RunTrigger, &payload, setup) {
             // Its records wait for async steps: the client waits for them.
@@ -60,7 +60,7 @@ pub fn run_and_answer(
     let in_order = target.in_order.clone();
     let client = Arc::new(WorkerContext::block(ctx));
     let run = move |turn: Option<Turn>| {
-        let setup = EntrySetup { command, ..EntrySetup::new(caller::for_client(&client)) };
+        let setup = EntrySetup { command, ..EntrySetup::new(caller::for_client(&client, &target.session.run_as)) };
         let result = target.session.callback(GuestEntry::RunTrigger, &payload, setup);
         let then = answer_later(client, target, started, answer);
         match result {

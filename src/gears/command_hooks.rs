@@ -28,14 +28,15 @@ use wasmgears_sandbox::{CommandCtx, EntrySetup, SandboxError};
 /// registrations it fired.
 pub fn run_wrapped(ctx: &Context, command: Vec<Vec<u8>>) -> RedisResult {
     let name = String::from_utf8_lossy(&command[0]).to_ascii_lowercase();
-    if !replicated_or_loading(ctx) {
+    let bypass = replicated_or_loading(ctx);
+    if !bypass {
         if let Some(target) = registrations::find_hook(&name, command.get(1).map(Vec::as_slice)) {
             return run_hook(ctx, target, command);
         }
     }
     let scope = command_scope::open(name);
     let parts: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-    let reply = caller::run_command(ctx, &parts);
+    let reply = if bypass { caller::run_command(ctx, &parts) } else { caller::run_client_command(ctx, &parts) };
     let deferred = scope.close();
     if deferred.is_empty() {
         send(ctx, &reply);
@@ -89,7 +90,7 @@ fn run_deferred(ctx: &Context, deferred: Vec<(Target, Vec<u8>)>, args: Vec<Vec<u
             command: Some(command.clone()),
             main_thread: true,
             async_allowed: !denied,
-            ..EntrySetup::new(caller::inline(ctx))
+            ..EntrySetup::new(caller::inline(ctx, &target.session.run_as))
         };
         let started = Instant::now();
         match target.session.try_callback(GuestEntry::KeyEvent, &payload, setup) {
@@ -130,8 +131,10 @@ impl Chain {
     /// records of one that waited finished), then answers the client.
     fn run(mut self) {
         while let Some((target, payload)) = self.remaining.pop_front() {
-            let setup =
-                EntrySetup { command: Some(self.command.clone()), ..EntrySetup::new(caller::for_client(&self.client)) };
+            let setup = EntrySetup {
+                command: Some(self.command.clone()),
+                ..EntrySetup::new(caller::for_client(&self.client, &target.session.run_as))
+            };
             let started = Instant::now();
             match target.session.callback(GuestEntry::KeyEvent, &payload, setup) {
                 Ok(out) if out.deferred.is_some() => return self.after_waiting(target, started, out),

@@ -53,11 +53,12 @@ pub fn run(id: &str, session: &Session, abort: Arc<AtomicBool>, redis: Box<dyn R
     if let Ok(out @ CallbackOutput { deferred: Some(token), .. }) = result {
         // Its records wait (async steps): it finishes when the session completes the token,
         // unless RG.ABORTEXECUTION finishes it first.
-        set_waiting(id, Some(token));
+        set_waiting(id, token);
         let aborted = abort.load(Ordering::Relaxed); // RG.ABORTEXECUTION came before `waiting` was set
         let owned_id = id.to_string();
+        // `finish` clears `waiting` under the same lock that stores the results: a blocking
+        // RG.PYEXECUTE sees either a waiting execution (and waits) or the finished one.
         out.then(move |result| {
-            set_waiting(&owned_id, None);
             finish(&owned_id, outcome_of(&owned_id, result), started.elapsed().as_millis() as u64);
         });
         if aborted {
@@ -80,9 +81,9 @@ fn outcome_of(id: &str, result: Result<Reply, SandboxError>) -> Outcome {
     }
 }
 
-fn set_waiting(id: &str, token: Option<u64>) {
+fn set_waiting(id: &str, token: u64) {
     if let Some(e) = executions::registry().get_mut(id) {
-        e.waiting = token;
+        e.waiting = Some(token);
     }
 }
 
@@ -111,6 +112,7 @@ fn finish(id: &str, outcome: Outcome, total_ms: u64) {
     let (waiters, reply, dropped) = {
         let mut reg = executions::registry();
         let Some(e) = reg.get_mut(id) else { return };
+        e.waiting = None;
         e.status = outcome.status;
         e.results = outcome.results;
         e.errors = outcome.errors;

@@ -74,7 +74,7 @@ fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
     let setup = EntrySetup {
         main_thread: true,
         async_allowed: !crate::redis::flags::blocking_denied(ctx),
-        ..EntrySetup::new(caller::inline(ctx))
+        ..EntrySetup::new(caller::inline(ctx, &target.session.run_as))
     };
     let started = Instant::now();
     let Some(result) = target.session.try_callback(GuestEntry::KeyEvent, payload, setup) else {
@@ -113,7 +113,7 @@ pub fn queue(target: Target, payload: Vec<u8>) {
     workers::submit(move || {
         let _slot = slot; // released however the job ends
         let started = Instant::now();
-        let setup = EntrySetup::new(caller::detached());
+        let setup = EntrySetup::new(caller::detached(&target.session.run_as));
         let result = target.session.callback(GuestEntry::KeyEvent, &payload, setup);
         record_when_done(target, started, result);
     });

@@ -9,6 +9,7 @@
 
 use crate::gears::linked_sessions;
 use crate::gears::registrations;
+use crate::redis::run_as::RunAs;
 use crate::session::Session;
 use redis_module::Context;
 use std::sync::{Arc, Mutex};
@@ -149,9 +150,14 @@ fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisMo
         crate::runtime::settings::wheelhouse_dir().as_deref(),
         &saved.requirements,
     )?;
-    let session =
-        Session::create_for(Some(saved.id.clone()), saved.description.clone(), saved.script.clone(), requirements)
-            .map_err(|e| e.to_string())?;
+    let session = Session::create_for(
+        Some(saved.id.clone()),
+        saved.description.clone(),
+        saved.script.clone(),
+        requirements,
+        RunAs::Module, // restored sessions: the saved format gains the user next
+    )
+    .map_err(|e| e.to_string())?;
     let caller = Box::new(RestoreCaller { ctx });
     let (outcome, created) =
         session.exec_script(&saved.script, caller, saved.registration_ids.clone()).map_err(|e| e.to_string())?;
@@ -210,18 +216,12 @@ pub unsafe extern "C" fn aux_load(
     redis_module::raw::REDISMODULE_OK as std::os::raw::c_int
 }
 
-/// Sends a newly registered session to replicas and the AOF (`ctx` holds the Redis lock).
+/// Sends a newly registered session to replicas and the AOF (`ctx` holds the Redis lock):
+/// as `RG.INNERREGISTER`, which only the replication link and AOF loading may run.
 pub fn propagate(ctx: &Context, saved: &SavedSession) {
-    let mut args: Vec<Vec<u8>> = vec![b"rg.innerregister".to_vec()];
-    args.extend(saved.fields());
-    let parts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    if let Reply::Error(e) = crate::redis::caller::run_command(ctx, &parts) {
-        crate::redis::log::warning(&format!(
-            "wasmgears: session {} not sent to replicas/AOF: {}",
-            saved.id,
-            String::from_utf8_lossy(&e)
-        ));
-    }
+    let fields = saved.fields();
+    let parts: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+    ctx.replicate("rg.innerregister", parts.as_slice());
 }
 
 #[cfg(test)]

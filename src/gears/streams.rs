@@ -74,23 +74,26 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
         }
         .encode();
         let started = Instant::now();
-        let (last, read, error) =
-            match target.session.callback(GuestEntry::StreamBatch, &payload, EntrySetup::new(caller::detached())) {
-                Ok(out) => {
-                    let outcome = split_results(out.reply);
-                    let mut results = outcome.results.into_iter();
-                    let last = match results.next() {
-                        Some(Reply::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
-                        _ => after.clone(),
-                    };
-                    let read = match results.next() {
-                        Some(Reply::Int(n)) => n.max(0) as usize,
-                        _ => 0,
-                    };
-                    (last, read, outcome.errors.into_iter().next())
-                }
-                Err(e) => (after.clone(), 0, Some(e.to_string())),
-            };
+        let (last, read, error) = match target.session.callback(
+            GuestEntry::StreamBatch,
+            &payload,
+            EntrySetup::new(caller::detached(&target.session.run_as)),
+        ) {
+            Ok(out) => {
+                let outcome = split_results(out.reply);
+                let mut results = outcome.results.into_iter();
+                let last = match results.next() {
+                    Some(Reply::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => after.clone(),
+                };
+                let read = match results.next() {
+                    Some(Reply::Int(n)) => n.max(0) as usize,
+                    _ => 0,
+                };
+                (last, read, outcome.errors.into_iter().next())
+            }
+            Err(e) => (after.clone(), 0, Some(e.to_string())),
+        };
         if read > 0 || error.is_some() {
             registrations::record_trigger(&target.id);
             registrations::record_run(&target.id, started.elapsed().as_millis() as u64, error.as_deref());

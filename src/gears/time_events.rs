@@ -101,10 +101,11 @@ fn tick(id: u64) {
         }
     }
     let payload = payload::one_id(&id.to_string());
-    let error = match session.callback(GuestEntry::TimeEvent, &payload, EntrySetup::new(caller::detached())) {
-        Ok(out) => split_results(out.reply).errors.into_iter().next(),
-        Err(e) => Some(e.to_string()),
-    };
+    let error =
+        match session.callback(GuestEntry::TimeEvent, &payload, EntrySetup::new(caller::detached(&session.run_as))) {
+            Ok(out) => split_results(out.reply).errors.into_iter().next(),
+            Err(e) => Some(e.to_string()),
+        };
     if let Some(error) = error {
         crate::redis::log::warning(&format!("wasmgears: time event {id} of session {} stopped: {error}", session.id));
         stop(id);

@@ -2,6 +2,8 @@
 //! The sandbox's `RedisCaller` implementations; their host handle is a `redis_module::Context`
 //! with the Redis GIL held.
 
+use crate::redis::acl;
+use crate::redis::run_as::RunAs;
 use crate::redis::worker_context::WorkerContext;
 use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
 use std::sync::Arc;
@@ -36,15 +38,48 @@ fn convert_reply(reply: &CallReply<'_>) -> Reply {
     }
 }
 
+/// A client's own command run for it (the command a `commands=` registration wraps): checked
+/// as that client's would be against `maxmemory` and a read-only replica (its ACL was checked
+/// before, commands/hooks.rs: RM_Call's own `C` check needs a user this Redis cannot attach).
+fn client_options() -> CallOptions {
+    CallOptionsBuilder::new()
+        .replicate()
+        .errors_as_replies()
+        .resp(CallOptionResp::Resp2)
+        .verify_oom()
+        .script_mode()
+        .build()
+}
+
+/// Runs the command `args` that the client of `ctx` sent, as that client.
+pub fn run_client_command(ctx: &Context, args: &[&[u8]]) -> Reply {
+    run_with(ctx, args, &client_options())
+}
+
+/// Runs one command of a session in `ctx` (the Redis GIL held), checked first against the
+/// ACL of the user the session runs as.
+fn run_as(ctx: &Context, run_as: &RunAs, args: &[&[u8]]) -> Reply {
+    if let RunAs::User(name) = run_as {
+        if let Some(denied) = acl::denied_for_user(ctx, name, args) {
+            return Reply::Error(denied.into_bytes());
+        }
+    }
+    run_with(ctx, args, &call_options())
+}
+
 /// Runs one command in `ctx` (the Redis GIL must be held).
 pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
+    run_with(ctx, args, &call_options())
+}
+
+fn run_with(ctx: &Context, args: &[&[u8]], options: &CallOptions) -> Reply {
     let Ok(command) = std::str::from_utf8(args[0]) else {
         return Reply::Error(b"ERR unknown command".to_vec());
     };
     if command.contains('\0') {
         return Reply::Error(b"ERR unknown command".to_vec());
     }
-    let result: CallResult = ctx.call_ext(command, &call_options(), &args[1..]);
+    let result: CallResult = ctx.call_ext(command, options, &args[1..]);
     convert(&result)
 }
 
@@ -53,6 +88,7 @@ pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
 pub struct WorkerCaller {
     ctx: Arc<WorkerContext>,
     atomic_depth: u32,
+    run_as: RunAs,
 }
 
 impl WorkerCaller {
@@ -67,11 +103,11 @@ impl WorkerCaller {
 
 impl RedisCaller for WorkerCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        self.with_ctx(|ctx| run_command(ctx, args))
+        self.with_ctx(|ctx| run_as(ctx, &self.run_as, args))
     }
 
     fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
-        self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_command(ctx, c)).collect()))
+        self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_as(ctx, &self.run_as, c)).collect()))
     }
 
     fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
@@ -105,6 +141,7 @@ impl Drop for WorkerCaller {
 /// a command or keyspace notification): calls go straight to that context.
 pub struct InlineCaller {
     ctx: *mut redis_module::raw::RedisModuleCtx,
+    run_as: RunAs,
 }
 
 // SAFETY: an InlineCaller is created and used within one entry into the guest on the thread
@@ -114,7 +151,7 @@ unsafe impl Send for InlineCaller {}
 
 impl RedisCaller for InlineCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        run_command(&Context::new(self.ctx), args)
+        run_as(&Context::new(self.ctx), &self.run_as, args)
     }
 
     fn atomic(&mut self, _enter: bool) {} // the GIL is held for the whole entry anyway
@@ -124,16 +161,17 @@ impl RedisCaller for InlineCaller {
     }
 }
 
-/// For inline work within `ctx` (see `InlineCaller`).
-pub fn inline(ctx: &Context) -> Box<dyn RedisCaller> {
-    Box::new(InlineCaller { ctx: ctx.ctx })
+/// For inline work within `ctx` (see `InlineCaller`), as `run_as`.
+pub fn inline(ctx: &Context, run_as: &RunAs) -> Box<dyn RedisCaller> {
+    Box::new(InlineCaller { ctx: ctx.ctx, run_as: run_as.clone() })
 }
 
-/// For work no client waits on (an UNBLOCKING execution after its id was sent).
-pub fn detached() -> Box<dyn RedisCaller> {
-    Box::new(WorkerCaller { ctx: Arc::new(WorkerContext::detached()), atomic_depth: 0 })
+/// For work no client waits on (an UNBLOCKING execution after its id was sent), as `run_as`.
+pub fn detached(run_as: &RunAs) -> Box<dyn RedisCaller> {
+    Box::new(WorkerCaller { ctx: Arc::new(WorkerContext::detached()), atomic_depth: 0, run_as: run_as.clone() })
 }
 
-pub fn for_client(client: &Arc<WorkerContext>) -> Box<dyn RedisCaller> {
-    Box::new(WorkerCaller { ctx: Arc::clone(client), atomic_depth: 0 })
+/// For work on a worker whose results go to a blocked client, as `run_as`.
+pub fn for_client(client: &Arc<WorkerContext>, run_as: &RunAs) -> Box<dyn RedisCaller> {
+    Box::new(WorkerCaller { ctx: Arc::clone(client), atomic_depth: 0, run_as: run_as.clone() })
 }

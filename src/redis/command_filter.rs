@@ -1,10 +1,13 @@
 //! The command filter behind `hook=` and `commands=`: a wrapped command `C args...` is
-//! rewritten into `RG.INNERHOOK C args...` (whose handler is in commands/hooks.rs). Which
-//! commands are wrapped is published by the registrations (`set_wrapped`); the filter only
-//! reads it. Commands this module runs itself bypass the filter (`NOSELF`).
+//! rewritten into `RG.INNERHOOK <token> C args...` (whose handler is in commands/hooks.rs).
+//! The token is a secret of this process: a client that sends `RG.INNERHOOK` itself cannot
+//! know it, so only commands that came through the filter reach the hook path. Which commands
+//! are wrapped is published by the registrations (`set_wrapped`); the filter only reads it.
+//! Commands this module runs itself bypass the filter (`NOSELF`).
 
 use redis_module::{raw, Context};
 use std::collections::HashSet;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -15,6 +18,28 @@ static ANY_WRAPPED: AtomicBool = AtomicBool::new(false);
 /// The wrapped command names (lower case). Lock order: a leaf; taken by the filter on the
 /// main thread and by `set_wrapped` with no other lock held.
 static WRAPPED: OnceLock<Mutex<HashSet<Vec<u8>>>> = OnceLock::new();
+
+/// The secret the filter puts after `RG.INNERHOOK` (32 hex digits, drawn at load).
+static TOKEN: OnceLock<String> = OnceLock::new();
+
+/// The token of this process.
+pub fn token() -> &'static str {
+    TOKEN.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
+            // No entropy device: the clock and an address still differ per process and load.
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            bytes = (nanos ^ (&bytes as *const _ as u128)).to_le_bytes();
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// Whether `arg` is this process's token (compared in constant time).
+pub fn is_token(arg: &[u8]) -> bool {
+    let token = token().as_bytes();
+    arg.len() == token.len() && arg.iter().zip(token).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
 
 fn wrapped() -> MutexGuard<'static, HashSet<Vec<u8>>> {
     WRAPPED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
@@ -29,6 +54,7 @@ pub fn set_wrapped(names: Vec<String>) {
 
 /// Installs the filter (at load).
 pub fn install(ctx: &Context) {
+    token();
     // SAFETY: called from the module's OnLoad with its context; `filter` lives as long as the .so.
     unsafe {
         raw::RedisModule_RegisterCommandFilter.expect("Redis API")(
@@ -59,14 +85,14 @@ extern "C" fn filter(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         if !wrapped().contains(&name) {
             return;
         }
-        // SAFETY: a string created without a context is owned by us until ArgInsert takes it.
+        // SAFETY: strings created without a context are owned by us until ArgInsert takes
+        // them; positions 0 and 1 exist (the command name is at 0 before the first insert).
         unsafe {
-            let inner = raw::RedisModule_CreateString.expect("Redis API")(
-                std::ptr::null_mut(),
-                INNER_COMMAND.as_ptr().cast(),
-                INNER_COMMAND.len(),
-            );
-            raw::RedisModule_CommandFilterArgInsert.expect("Redis API")(fctx, 0, inner);
+            let create = raw::RedisModule_CreateString.expect("Redis API");
+            let insert = raw::RedisModule_CommandFilterArgInsert.expect("Redis API");
+            let token = token();
+            insert(fctx, 0, create(std::ptr::null_mut(), token.as_ptr().cast(), token.len()));
+            insert(fctx, 0, create(std::ptr::null_mut(), INNER_COMMAND.as_ptr().cast(), INNER_COMMAND.len()));
         }
     });
 }

@@ -2,9 +2,11 @@
 //! above (contexts of blocked clients, `RM_Call`, replies, the log, the command filter,
 //! context flags). It imports nothing from the module's other layers.
 
+pub mod acl;
 pub mod caller;
 pub mod command_filter;
 pub mod flags;
 pub mod log;
 pub mod reply;
+pub mod run_as;
 pub mod worker_context;

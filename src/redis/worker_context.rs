@@ -16,6 +16,8 @@ pub struct WorkerContext {
     ctx: *mut raw::RedisModuleCtx,
     /// Set once the client was unblocked: later replies and unblocks are no-ops.
     released: AtomicBool,
+    /// Set once a reply was queued: a client dropped without one gets an error instead.
+    replied: AtomicBool,
 }
 
 // SAFETY: Redis allows a blocked-client handle and its thread-safe context to be used from
@@ -31,14 +33,19 @@ impl WorkerContext {
         let client = unsafe { raw::RedisModule_BlockClient.expect("Redis API")(ctx.ctx, None, None, None, 0) };
         // SAFETY: `client` was just returned by RedisModule_BlockClient.
         let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(client) };
-        WorkerContext { client, ctx, released: AtomicBool::new(false) }
+        WorkerContext { client, ctx, released: AtomicBool::new(false), replied: AtomicBool::new(false) }
     }
 
     /// A context for work no client waits on.
     pub fn detached() -> WorkerContext {
         // SAFETY: a null blocked client asks Redis for a detached thread-safe context.
         let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(ptr::null_mut()) };
-        WorkerContext { client: ptr::null_mut(), ctx, released: AtomicBool::new(false) }
+        WorkerContext {
+            client: ptr::null_mut(),
+            ctx,
+            released: AtomicBool::new(false),
+            replied: AtomicBool::new(false),
+        }
     }
 
     /// Takes the Redis GIL until `release` (for `atomic()` blocks; see `context`).
@@ -60,6 +67,7 @@ impl WorkerContext {
     /// Queues `reply` for the client (sent when it is unblocked). Needs no lock.
     pub fn reply(&self, reply: &Reply) {
         if !self.client.is_null() && !self.released.load(Ordering::Acquire) {
+            self.replied.store(true, Ordering::Release);
             crate::redis::reply::send(&Context::new(self.ctx), reply);
         }
     }
@@ -88,7 +96,12 @@ impl WorkerContext {
 }
 
 impl Drop for WorkerContext {
+    /// A client must never wait for a reply that cannot come: one whose work ended without
+    /// answering (a panic in a worker job, a job that could not be queued) gets an error.
     fn drop(&mut self) {
+        if !self.replied.load(Ordering::Acquire) {
+            self.reply(&Reply::Error(b"ERR wasmgears internal error: the request ended without an answer".to_vec()));
+        }
         self.unblock();
     }
 }

@@ -71,7 +71,12 @@ const KEYS: &[Key] = &[
     int_key(MAX_PENDING_EVENTS, || Value::Int(1000), Settable::Runtime, 1),
     str_key(GUEST_DIR, || Value::Str(String::new()), Settable::LoadOnly),
     str_key(WHEELHOUSE_DIR, || Value::Str(String::new()), Settable::LoadOnly),
+    // Whose ACL a session's execute() runs under: `creator` (the client's user that sent
+    // RG.PYEXECUTE) or `module` (unchecked, as RedisGears 1.2).
+    str_key(RUN_SCRIPTS_AS, || Value::Str("creator".into()), Settable::LoadOnly),
 ];
+
+pub const RUN_SCRIPTS_AS: &str = "RunScriptsAs";
 
 pub const MAX_EXECUTIONS: &str = "MaxExecutions";
 pub const MAX_PENDING_EVENTS: &str = "MaxPendingEvents";

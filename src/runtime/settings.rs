@@ -44,6 +44,12 @@ pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
     Ok(outcome)
 }
 
+/// Whether sessions run their commands as the module (`RunScriptsAs module`, RedisGears 1.2)
+/// rather than as the ACL user that created them.
+pub fn scripts_run_as_module() -> bool {
+    matches!(get(crate::runtime::config::RUN_SCRIPTS_AS), Ok(Value::Str(v)) if v.eq_ignore_ascii_case("module"))
+}
+
 /// Where `REQUIREMENTS` are looked up, if configured.
 pub fn wheelhouse_dir() -> Option<std::path::PathBuf> {
     match get(crate::runtime::config::WHEELHOUSE_DIR) {

@@ -18,19 +18,29 @@ enum Slot<R> {
     Completed(R),
 }
 
+/// Where a continuation whose result was already in when it was attached runs.
+pub type Spawn = fn(Box<dyn FnOnce() + Send + 'static>);
+
 /// The tokens of one kind of result.
 pub struct Table<R> {
     next: AtomicU64,
     slots: Mutex<HashMap<u64, Slot<R>>>,
+    spawn: Spawn,
 }
 
-impl<R> Default for Table<R> {
+impl<R: Send + 'static> Default for Table<R> {
+    /// A table whose early results are delivered on the attaching thread (for tests).
     fn default() -> Self {
-        Table { next: AtomicU64::new(1), slots: Mutex::new(HashMap::new()) }
+        Table::with_spawn(|job| job())
     }
 }
 
-impl<R> Table<R> {
+impl<R: Send + 'static> Table<R> {
+    /// A table whose early results are delivered through `spawn`.
+    pub fn with_spawn(spawn: Spawn) -> Self {
+        Table { next: AtomicU64::new(1), slots: Mutex::new(HashMap::new()), spawn }
+    }
+
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot<R>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -42,7 +52,9 @@ impl<R> Table<R> {
         token
     }
 
-    /// Attaches the continuation; runs it now (on this thread) if the result is already in.
+    /// Attaches the continuation; if the result is already in, it runs through the table's
+    /// `spawn` (never on the attaching thread, which may be Redis's main thread holding the
+    /// Redis lock: a continuation may enter a session and call Redis).
     pub fn attach(&self, token: u64, then: Completion<R>) {
         let ready = {
             let mut slots = self.slots();
@@ -62,7 +74,7 @@ impl<R> Table<R> {
             }
         };
         if let Some(result) = ready {
-            then(result);
+            (self.spawn)(Box::new(move || then(result)));
         }
     }
 
@@ -105,7 +117,13 @@ pub type EntryResult = Result<wasmgears_abi::Reply, wasmgears_sandbox::SandboxEr
 pub fn results() -> &'static Table<EntryResult> {
     // Lock order: level 3 (docs/architecture.md); continuations run after it is released.
     static TABLE: OnceLock<Table<EntryResult>> = OnceLock::new();
-    TABLE.get_or_init(Table::default)
+    TABLE.get_or_init(|| {
+        Table::with_spawn(|job| {
+            if !crate::runtime::workers::submit(job) {
+                crate::redis::log::warning("wasmgears: no worker for a deferred result");
+            }
+        })
+    })
 }
 
 #[cfg(test)]

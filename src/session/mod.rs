@@ -8,6 +8,7 @@
 
 pub mod deferred;
 
+use crate::redis::run_as::RunAs;
 use crate::runtime::wheelhouse::Requirement;
 use std::collections::HashSet;
 use std::io::Read;
@@ -45,6 +46,8 @@ pub struct Session {
     /// Itself, for the time events an entry creates (each holds the session).
     me: Weak<Session>,
     pub description: Option<String>,
+    /// Whose authority its commands run with (the ACL user that created it, by default).
+    pub run_as: RunAs,
     /// The script that made it (kept to re-create the session after a restart).
     pub script: Vec<u8>,
     /// Replaced by an UPGRADE / REPLACE_WITH.
@@ -104,6 +107,7 @@ impl Session {
         description: Option<String>,
         script: Vec<u8>,
         requirements: Vec<Requirement>,
+        run_as: RunAs,
     ) -> Result<Arc<Session>, SandboxError> {
         let (rt, _) = INSTALLED.get().ok_or_else(|| SandboxError::Create("the sandbox is not initialised".into()))?;
         let guest = Guest::new(rt)?;
@@ -114,6 +118,7 @@ impl Session {
             guest: Mutex::new(guest),
             me: me.clone(),
             description,
+            run_as,
             script,
             dead: AtomicBool::new(false),
             requirements,
@@ -231,7 +236,7 @@ impl Session {
         let payload = encode_args(fields);
         let me = Arc::clone(self);
         crate::runtime::workers::submit(move || {
-            let setup = EntrySetup::new(crate::redis::caller::detached());
+            let setup = EntrySetup::new(crate::redis::caller::detached(&me.run_as));
             if let Err(e) = me.callback(op, &payload, setup) {
                 crate::redis::log::warning(&format!("wasmgears: session {}: {e}", me.id));
             }

@@ -11,6 +11,7 @@
 pub mod engine_config;
 mod guest;
 mod host_calls;
+mod image_file;
 pub mod limits;
 mod log_stream;
 pub mod services;
@@ -90,17 +91,31 @@ impl Runtime {
 
 fn load_guest(engine: &Engine, guest_dir: &Path, services: &dyn HostServices) -> Result<Module> {
     let cwasm = guest_dir.join("gears.cwasm");
-    // SAFETY: `gears.cwasm` is native code produced by our own build (tools/snapshot) from
-    // our guest with this engine configuration: whoever can write the guest directory runs
-    // code in this process, so it must be as trusted as the module itself. wasmtime verifies
-    // the engine compatibility header and refuses a mismatch, in which case we compile the
-    // snapshot below instead.
-    match unsafe { Module::deserialize_file(engine, &cwasm) } {
-        Ok(module) => return Ok(module),
-        Err(e) => services.log(
+    match image_file::untrusted_writers(&cwasm) {
+        Some(why) => services.log(
             LogLevel::Warning,
-            &format!("wasmgears: {} not usable ({e}); compiling gears.wasm (takes a few seconds)", cwasm.display()),
+            &format!(
+                "wasmgears: refusing to load {}: {why}, so others could run native code in Redis; \
+                 compiling gears.wasm instead (takes a few seconds)",
+                cwasm.display()
+            ),
         ),
+        None => {
+            // SAFETY: `gears.cwasm` is native code produced by our own build (tools/snapshot)
+            // with this engine configuration, in a file and directory only this process's user
+            // (or root) can write (checked just above). wasmtime verifies the engine
+            // compatibility header and refuses a mismatch; then the snapshot is compiled below.
+            match unsafe { Module::deserialize_file(engine, &cwasm) } {
+                Ok(module) => return Ok(module),
+                Err(e) => services.log(
+                    LogLevel::Warning,
+                    &format!(
+                        "wasmgears: {} not usable ({e}); compiling gears.wasm (takes a few seconds)",
+                        cwasm.display()
+                    ),
+                ),
+            }
+        }
     }
     let wasm = guest_dir.join("gears.wasm");
     Module::from_file(engine, &wasm)

@@ -1,7 +1,8 @@
 //! The sandbox alone: a real guest (the built snapshot) run against a fake host, no Redis.
 //!
-//! The guest directory comes from `WASMGEARS_GUEST_DIR` (the Makefile sets it); without it the
-//! tests say so and pass vacuously only when `WASMGEARS_REQUIRE_GUEST` is unset.
+//! The guest directory comes from `WASMGEARS_GUEST_DIR` (the Makefile sets it), else from
+//! `target/.guest-dir` (written by `make module`); with neither the tests say so and pass
+//! vacuously, unless `WASMGEARS_REQUIRE_GUEST` is set (as `make test` does).
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -66,7 +67,11 @@ fn fixture() -> Option<&'static Fixture> {
     static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| {
-            let Some(dir) = std::env::var_os("WASMGEARS_GUEST_DIR").map(PathBuf::from) else {
+            let built = || {
+                let recorded = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/.guest-dir");
+                std::fs::read_to_string(recorded).ok().map(|d| PathBuf::from(d.trim()))
+            };
+            let Some(dir) = std::env::var_os("WASMGEARS_GUEST_DIR").map(PathBuf::from).or_else(built) else {
                 assert!(
                     std::env::var_os("WASMGEARS_REQUIRE_GUEST").is_none(),
                     "WASMGEARS_GUEST_DIR is not set (make test sets it)"

@@ -1,0 +1,15 @@
+//! Whose authority a session's `execute()` runs with: by default the ACL user of the client
+//! that created the session (`RunScriptsAs creator`), or, as in RedisGears 1.2, the module's
+//! own, unchecked (`RunScriptsAs module`).
+
+use std::sync::Arc;
+
+/// The identity commands run under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// Unchecked, like RedisGears 1.2 and a module's own calls.
+    Module,
+    /// Checked against this ACL user before every command (looked up each time: a user
+    /// deleted or disabled since can no longer act).
+    User(Arc<str>),
+}
