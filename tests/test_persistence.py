@@ -163,3 +163,67 @@ def test_keyed_time_event_survives_reload_and_restart(servers):
     assert c.info("rg")["rg_ntimeevents"] == 1  # re-attached, not doubled
     c.delete("te:key")
     assert wait_for(lambda: c.info("rg")["rg_ntimeevents"] == 0, timeout=3)
+
+# ---- Hardening II: hooks, failed sessions, the aux field, forks, stream positions -------------
+
+def raw(c, *args):
+    """A command's reply without redis-py's per-command parsing (a hook may change SET's)."""
+    conn = c.connection_pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        c.connection_pool.release(conn)
+
+
+# A hook and a commands= registration: both ask Redis (COMMAND INFO) whether the command
+# can be wrapped, which must work while the script is re-run to restore the session.
+HOOKS = """
+def upper(x):
+    return call_next(x[1], x[2].upper())
+GB('CommandReader').map(upper).register(hook='set', keyprefix='up:')
+def mark(x):
+    override_reply('marked ' + x['key'])
+GB().foreach(mark).register(prefix='m:*', commands=['hset'])
+"""
+
+
+def assert_hooks_work(c):
+    assert raw(c, "SET", "up:1", "abc") == "OK"
+    assert c.get("up:1") == "ABC"
+    assert raw(c, "HSET", "m:1", "a", "b") == "marked m:1"
+
+
+@pytest.mark.parametrize("mode", ["rdb", "aof"])
+def test_hook_and_commands_registrations_come_back_after_a_restart(servers, mode):
+    args = ("--appendonly", "yes", "--appendfsync", "always") if mode == "aof" else ()
+    srv = servers("hooks-" + mode, *args)
+    c = srv.client()
+    assert pyexec(c, HOOKS, "ID", "hooks") == "OK"
+    ids = registration_ids(c)
+    assert len(ids) == 2
+    if mode == "rdb":
+        c.save()
+    c = restart(srv).client()
+    assert "could not restore" not in srv.log_text()
+    assert registration_ids(c) == ids
+    assert_hooks_work(c)
+
+
+def test_hook_and_commands_registrations_reach_a_replica(servers):
+    primary = servers("hp")
+    p = primary.client()
+    assert pyexec(p, HOOKS, "ID", "hooks") == "OK"  # reaches the replica in the RDB
+    replica = servers("hr", "--replicaof", "127.0.0.1", str(primary.port))
+    rc = replica.client()
+    assert wait_for(lambda: rc.info("replication")["master_link_status"] == "up", timeout=10)
+    assert wait_for(lambda: registration_ids(rc) == registration_ids(p), timeout=10)
+    # and as RG.INNERREGISTER after the sync
+    assert pyexec(p, "GB('CommandReader').map(lambda x: 'late').register(hook='lpush')", "ID", "late") == "OK"
+    assert wait_for(lambda: len(registration_ids(rc)) == 3, timeout=10)
+    assert registration_ids(rc) == registration_ids(p)
+    assert "could not restore" not in replica.log_text()
+    rc.execute_command("REPLICAOF", "NO", "ONE")
+    assert_hooks_work(rc)
+    assert raw(rc, "LPUSH", "l", "x") == "late"
+

@@ -99,8 +99,9 @@ pub fn snapshot() -> Vec<SavedSession> {
     linked_sessions::linked().iter().map(|s| SavedSession::of(s, None)).collect()
 }
 
-/// `execute()` while a saved session's script re-runs: skipped (None); keys can still be
-/// opened directly (keyed time events re-attach to theirs) when a context is at hand.
+/// `execute()` while a saved session's script re-runs: skipped (None), except read-only
+/// introspection (`COMMAND INFO`, which `hook=` and `commands=` ask) when a context is at
+/// hand; keys can still be opened directly (keyed time events re-attach to theirs).
 struct RestoreCaller {
     ctx: Option<*mut redis_module::raw::RedisModuleCtx>,
 }
@@ -110,8 +111,9 @@ struct RestoreCaller {
 unsafe impl Send for RestoreCaller {}
 
 impl RedisCaller for RestoreCaller {
-    fn call(&mut self, _args: &[&[u8]]) -> Reply {
-        Reply::Null
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        let ctx = self.ctx.map(Context::new);
+        ctx.and_then(|ctx| crate::redis::caller::run_introspection(&ctx, args)).unwrap_or(Reply::Null)
     }
 
     fn atomic(&mut self, _enter: bool) {}

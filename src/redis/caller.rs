@@ -48,6 +48,24 @@ pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
     convert(&result)
 }
 
+/// `COMMAND` subcommands that only describe the server: safe to run anywhere, even while a
+/// saved session's script re-runs (loading, or a replicated RG.INNERREGISTER).
+const INTROSPECTION: &[&str] = &["info", "count", "list", "docs", "getkeys", "getkeysandflags"];
+
+/// Runs `args` in `ctx` if it is read-only introspection (`COMMAND INFO ...` and the like),
+/// not replicated; None for any other command.
+pub fn run_introspection(ctx: &Context, args: &[&[u8]]) -> Option<Reply> {
+    let [command, sub, rest @ ..] = args else { return None };
+    let sub = std::str::from_utf8(sub).ok()?.to_ascii_lowercase();
+    if !command.eq_ignore_ascii_case(b"command") || !INTROSPECTION.contains(&sub.as_str()) {
+        return None;
+    }
+    let options = CallOptionsBuilder::new().errors_as_replies().resp(CallOptionResp::Resp2).build();
+    let mut call_args: Vec<&[u8]> = vec![sub.as_bytes()];
+    call_args.extend_from_slice(rest);
+    Some(convert(&ctx.call_ext("command", &options, call_args.as_slice())))
+}
+
 /// `execute()` from a worker: takes the Redis GIL for each call (or batch), or keeps it
 /// for an `atomic()` block (re-entrant; released at the latest when the entry ends).
 pub struct WorkerCaller {
