@@ -338,7 +338,7 @@ def test_an_rdb_without_sessions_loads_without_the_module(servers):
 
 def test_bgsave_children_exit_while_workers_run_and_registrations_change(servers):
     import threading
-    srv = servers("fork")
+    srv = servers("fork", "--appendonly", "yes")  # AOF rewrites fork and save the sessions too
     c = srv.client()
     # Many registrations: replacing them keeps the registry busy on a worker thread.
     many = "\n".join(["for i in range(1500):",
@@ -368,12 +368,19 @@ def test_bgsave_children_exit_while_workers_run_and_registrations_change(servers
     threads = [threading.Thread(target=churn, args=(job,), daemon=True) for job in jobs]
     for t in threads:
         t.start()
+    def idle():
+        info = c.info("persistence")
+        return info["rdb_bgsave_in_progress"] == 0 and info["aof_rewrite_in_progress"] == 0
+
     try:
         for n in range(200):
             assert c.bgsave()
-            done = wait_for(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=20, interval=0.005)
-            assert done, f"BGSAVE child {n} did not exit"
+            assert wait_for(idle, timeout=20, interval=0.005), f"BGSAVE child {n} did not exit"
             assert c.info("persistence")["rdb_last_bgsave_status"] == "ok"
+            if n % 20 == 0:
+                c.bgrewriteaof()
+                assert wait_for(idle, timeout=20, interval=0.005), f"AOF rewrite child {n} did not exit"
+                assert c.info("persistence")["aof_last_bgrewrite_status"] == "ok"
     finally:
         stop.set()
         for t in threads:
