@@ -436,3 +436,25 @@ def test_stream_positions_reach_a_replica_and_survive_a_failover(servers):
     assert wait_for(lambda: len(seen(rc)) >= 5)
     time.sleep(0.3)
     assert seen(rc) == ids
+
+
+def test_stream_entries_left_unprocessed_at_a_failover_are_processed_by_the_new_primary(servers):
+    primary = servers("bp")
+    p = primary.client()
+    assert pyexec(p, STREAM, "ID", "streams") == "OK"
+    replica = servers("br", "--replicaof", "127.0.0.1", str(primary.port))
+    rc = replica.client()
+    assert wait_for(lambda: rc.info("replication")["master_link_status"] == "up", timeout=10)
+    ids = [p.xadd("s", {"n": i}) for i in range(2)]
+    assert wait_for(lambda: seen(p) == ids)
+    [rid] = registration_ids(p)
+    assert p.execute_command("RG.PAUSEREGISTRATIONS", rid) == "OK"  # as if it fell behind
+    ids += [p.xadd("s", {"n": i}) for i in range(2, 5)]
+    offset = lambda: p.info("replication")["master_repl_offset"]
+    assert wait_for(lambda: rc.info("replication")["slave_repl_offset"] == offset(), timeout=10)
+    assert seen(rc) == ids[:2]
+    rc.execute_command("REPLICAOF", "NO", "ONE")
+    ids.append(rc.xadd("s", {"n": 5}))  # the first entry after the failover reads the backlog too
+    assert wait_for(lambda: len(seen(rc)) >= 6)
+    time.sleep(0.3)
+    assert seen(rc) == ids

@@ -33,6 +33,9 @@ pub(crate) enum Status {
     Paused,
 }
 
+/// `KeyState::pending` when it is not known: more than any batch, less than an overflow.
+const BACKLOG_UNKNOWN: usize = usize::MAX / 2;
+
 #[derive(Default)]
 pub(crate) struct KeyState {
     pub last_id: String,
@@ -103,11 +106,15 @@ impl StreamRegistration {
         out
     }
 
-    /// Continues stream `key` after `last_id` (a restored or replicated position).
+    /// Continues stream `key` after `last_id` (a restored or replicated position). How many
+    /// entries wait after it is not known here (added before a restart, or on the primary),
+    /// so the next batch reads on until the stream is drained instead of waiting for that
+    /// many new entries.
     pub fn set_position(&self, key: &[u8], last_id: &str) {
         let mut state = self.state();
         let ks = state.keys.entry(key.to_vec()).or_default();
         ks.last_id = last_id.to_string();
+        ks.pending = BACKLOG_UNKNOWN;
     }
 
     pub fn status_name(&self) -> &'static str {
