@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Cross-builds CPython 3.13 for wasm32-wasip1 from Debian trixie's python3.13 source package with
-# Debian's clang-19/lld-19 and trixie's wasi-libc (see python-wasi/README.md).
+# Debian's clang-19/lld-19 and trixie's wasi-libc (python-wasi/apt-setup.sh installs them).
 #
 # Output (cached, keyed by a hash of this recipe and the exact package versions):
 #   $OUT/lib/libpython3.13.a + the static libraries of the built-in extension modules
 #   $OUT/include/            CPython headers + the wasm pyconfig.h
 #   $OUT/stdlib/python313.zip  the stdlib as .pyc (deflated; zlib is built in)
-#   $OUT/native/python       the native build-python (also the benchmark's native baseline)
+#   $OUT/native/python       the native build-python, a self-contained prefix (the benchmark's
+#                            native baseline; runs the vector tests)
 # Prints $OUT on the last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,11 +68,18 @@ cp -r "$SRC/Include/." "$T/include/" && cp "$B/pyconfig.h" "$T/include/"
 llvm-nm-19 "$T/lib/libpython3.13.a" 2>/dev/null | grep -c ' T Py_NewInterpreter$' >/dev/null \
   || { echo "python-wasi: Py_NewInterpreter missing from libpython3.13.a" >&2; exit 1; }
 "$W/build-native/python" "$here/stdlib-zip.py" "$SRC/Lib" "$(ls -d "$B"/build/lib.wasi-wasm32-3.13)" "$T/stdlib/python313.zip"
-# The native interpreter, runnable from the cache (benchmark baseline for _interpreters).
-cp -a "$W/build-native/python" "$T/native/python"
-ln -s "$SRC/Lib" "$T/native/Lib"
-cp -aL "$W/build-native/build" "$T/native/build"  # -L: its .so files are symlinks into Modules/
-cp "$W/build-native/pybuilddir.txt" "$T/native/" 2>/dev/null || true
+# The native interpreter, runnable from the cache (benchmark baseline for _interpreters) and
+# self-contained: an installed-style prefix (bin/, lib/python3.13/ with lib-dynload/), so it
+# finds its stdlib from its own location, not from the work dir it was built in.
+mkdir -p "$T/native/bin" "$T/native/lib"
+cp -a "$W/build-native/python" "$T/native/bin/python3.13"
+cp -a "$SRC/Lib" "$T/native/lib/python3.13"
+mkdir -p "$T/native/lib/python3.13/lib-dynload"
+cp -aL "$(ls -d "$W"/build-native/build/lib.*-3.13)/." "$T/native/lib/python3.13/lib-dynload/"  # -L: .so symlinks
+ln -s bin/python3.13 "$T/native/python"
+"$T/native/python" -c 'import encodings, zlib, _interpreters' \
+  || { echo "python-wasi: the native interpreter cannot find its stdlib" >&2; exit 1; }
 mv "$T" "$OUT" && touch "$OUT/.done"
+rm -rf "$W"  # ~1 GB; the output holds all that is used
 echo "python-wasi: done -> $OUT" >&2
 echo "$OUT"

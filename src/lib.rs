@@ -114,6 +114,7 @@ guarded_commands! {
     dump_sessions => commands::sessions::dump_sessions,
     inner_register => commands::inner::inner_register,
     inner_unregister => commands::inner::inner_unregister,
+    inner_stream_pos => commands::inner_stream::inner_stream_pos,
     py_stats => commands::python::py_stats,
     py_profile => commands::python::py_profile,
     py_dump_reqs => commands::python::py_dump_reqs,
@@ -157,6 +158,7 @@ mod entry {
             ["rg.pyprofile", py_profile, "readonly", 0, 0, 0, ""],
             ["rg.pydumpreqs", py_dump_reqs, "readonly", 0, 0, 0, ""],
             ["rg.innerunregister", inner_unregister, "write", 0, 0, 0, ""],
+            ["rg.innerstreampos", inner_stream_pos, "write", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

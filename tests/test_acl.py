@@ -5,7 +5,7 @@ restores RedisGears 1.2's behaviour."""
 import pytest
 import redis
 
-from conftest import pyexec, wait_for
+from conftest import as_dict, pyexec, wait_for
 
 RG_COMMANDS = ("+rg.pyexecute +rg.trigger +rg.innerhook +rg.innerregister +rg.innerunregister "
                "+rg.dumpregistrations +rg.unregister +rg.getresults")
@@ -124,11 +124,10 @@ def test_a_registration_runs_as_the_user_who_registered_it(app_user):
               ".foreach(lambda r: execute('SET', 'app:seen', r['key'])).register(prefix='app:*', mode='sync')")
     assert pyexec(app, script) == "OK"
     admin.set("app:x", "1")  # the admin's write fires the app user's registration
-    assert wait_for(lambda: admin.execute_command("RG.DUMPREGISTRATIONS")[0][7][7] >= 1, 5)
+    stats = lambda: as_dict(as_dict(admin.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
+    assert wait_for(lambda: stats()["numTriggered"] >= 1, 5)
     assert admin.exists("audit:app:x") == 0  # not the app user's key: refused
-    reg = admin.execute_command("RG.DUMPREGISTRATIONS")[0]
-    stats = dict(zip(reg[7][::2], reg[7][1::2]))
-    assert stats["numFailures"] >= 1 and "NOPERM" in str(stats["lastError"]), stats
+    assert stats()["numFailures"] >= 1 and "NOPERM" in str(stats()["lastError"]), stats()
 
 
 def test_a_deleted_user_can_no_longer_act(app_user):
@@ -146,3 +145,30 @@ def test_run_scripts_as_module_restores_redisgears_12(make_server):
     app = user_client(srv, "app", "+@all ~app:*")
     assert pyexec(app, "execute('SET', 'other', 'x')") is not None
     assert admin.get("other") == "x"
+
+
+def test_a_wrapped_write_on_a_replica_is_refused_as_readonly(make_server):
+    primary = make_server()
+    p = primary.client()
+    assert pyexec(p, "GB().foreach(lambda r: None).register(prefix='*', commands=['set'], mode='sync')") == "OK"
+    replica = make_server()
+    rc = replica.client()
+    rc.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
+    assert wait_for(lambda: rc.info("replication")["master_link_status"] == "up", timeout=10)
+    assert wait_for(lambda: len(rc.execute_command("RG.DUMPREGISTRATIONS")) == 1, timeout=10)
+    assert "read only replica" in error_of(rc, "SET", "k", "v")
+    assert rc.exists("k") == 0
+
+
+def test_a_registration_keeps_its_user_after_a_restart(make_server):
+    srv = make_server()
+    admin = srv.client()
+    app = user_client(srv, "app", "+@all ~app:*")
+    script = "GB().foreach(lambda r: execute('SET', 'audit:' + r['key'], '1')).register(prefix='app:*', mode='sync')"
+    assert pyexec(app, script) == "OK"
+    admin.execute_command("DEBUG", "RELOAD")
+    assert len(admin.execute_command("RG.DUMPREGISTRATIONS")) == 1
+    admin.set("app:x", "1")
+    assert admin.exists("audit:app:x") == 0  # still the app user's registration: refused
+    data = as_dict(as_dict(admin.execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
+    assert data["numFailures"] == 1 and "NOPERM" in data["lastError"], data

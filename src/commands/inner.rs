@@ -16,6 +16,7 @@ pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let fields: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
     let saved = SavedSession::from_fields(&fields).ok_or(RedisError::WrongArity)?;
     persistence::restore(saved, Some(ctx.ctx));
+    crate::gears::saved_state::publish();
     // Changing no key, it would not be propagated by itself: replicas, their replicas and
     // the AOF must all see it.
     ctx.replicate_verbatim();
@@ -29,7 +30,11 @@ pub fn inner_unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };
-    registrations::unregister(&id.to_string_lossy());
+    let id = id.to_string_lossy();
+    if !registrations::unregister(&id) {
+        persistence::forget_failed_registration(&id);
+    }
+    crate::gears::saved_state::publish();
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

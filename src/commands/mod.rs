@@ -6,6 +6,7 @@ pub mod executions;
 pub mod hooks;
 pub mod info;
 pub mod inner;
+pub mod inner_stream;
 pub mod pyexecute;
 pub mod python;
 pub mod registrations;

@@ -5,6 +5,7 @@ use crate::gears::flows;
 use crate::gears::linked_sessions;
 use crate::gears::persistence;
 use crate::gears::registrations;
+use crate::gears::saved_state;
 use crate::redis::caller;
 use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
 use crate::redis::run_as::RunAs;
@@ -127,8 +128,14 @@ fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
         }
         if registered {
             linked_sessions::link(&session);
-            let saved = persistence::SavedSession::of(&session, replacing.as_ref().map(|s| s.id.clone()));
-            persistence::propagate(&tsc.lock(), &saved);
+            persistence::forget_failed(&session.id); // a session that failed to restore, replaced
+        }
+        let saved =
+            registered.then(|| persistence::SavedSession::of(&session, replacing.as_ref().map(|s| s.id.clone())));
+        let locked = tsc.lock();
+        saved_state::publish(); // before propagating: an RDB forked meanwhile has it or gets it
+        if let Some(saved) = &saved {
+            persistence::propagate(&locked, saved);
         }
     }
     let Some(execution) = created.executions.into_iter().next() else {

@@ -72,9 +72,12 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         _ => return Err(RedisError::WrongArity),
     };
     let session = registrations::session_of(&id);
-    if !registrations::unregister(&id) {
+    // A registration of a session that failed to restore is still saved: unregistering it
+    // drops it from what is saved.
+    if !registrations::unregister(&id) && !crate::gears::persistence::forget_failed_registration(&id) {
         return Err(RedisError::Str("execution is not registered"));
     }
+    crate::gears::saved_state::publish();
     ctx.replicate("rg.innerunregister", &[id.as_str()]);
     if let (true, Some(session)) = (abort_pending, session) {
         // Its records that wait for async steps end with the forced-stop error.

@@ -15,6 +15,8 @@ pub mod persistence;
 pub mod rdb;
 pub mod registration_dump;
 pub mod registrations;
+pub mod saved_state;
+pub mod stream_positions;
 pub mod stream_registration;
 pub mod streams;
 pub mod time_events;

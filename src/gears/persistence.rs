@@ -5,7 +5,9 @@
 //! the data) and its registrations re-bound to their saved ids, in order; `onRegistered`
 //! runs again, unkeyed time events start again, keyed ones re-attach to their keys.
 //! A session still alive with the same registrations (e.g. across `DEBUG RELOAD`) is kept
-//! as it is: its globals carry on.
+//! as it is: its globals carry on. A session that cannot be re-created is listed, and saved
+//! again as it was, until it is unregistered or replaced. The RDB's blob is built by
+//! saved_state.rs; StreamReader positions are saved beside it (stream_positions.rs).
 
 use crate::gears::linked_sessions;
 use crate::gears::registrations;
@@ -28,7 +30,13 @@ pub struct SavedSession {
     pub replaces: Option<String>,
     /// Its `REQUIREMENTS` as given (resolved again in the wheelhouse when loading).
     pub requirements: Vec<String>,
+    /// The ACL user it runs as (None: the module, RedisGears 1.2's way, and every session
+    /// saved before users were).
+    pub user: Option<String>,
 }
+
+/// Marks the fields of a session saved with its user (the first layout had none).
+const WITH_USER: &[u8] = b"wasmgears-session-2";
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -43,26 +51,44 @@ impl SavedSession {
             registration_ids: registrations::ids_of(session),
             replaces,
             requirements: session.requirements.iter().map(|r| r.spec.clone()).collect(),
+            user: session.run_as.user_name().map(str::to_string),
         }
     }
 
-    /// `[id, description, has_description, replaces, requirements (one per line), script, ids...]`.
+    /// `[WITH_USER, id, description, has_description, replaces, requirements (one per line),
+    /// script, user, has_user, ids...]`; without the marker (older saves, RG.INNERREGISTER
+    /// from an older AOF) there is no user pair.
     pub fn fields(&self) -> Vec<Vec<u8>> {
         let mut out = vec![
+            WITH_USER.to_vec(),
             self.id.clone().into_bytes(),
             self.description.clone().unwrap_or_default().into_bytes(),
             if self.description.is_some() { b"1".to_vec() } else { b"0".to_vec() },
             self.replaces.clone().unwrap_or_default().into_bytes(),
             self.requirements.join("\n").into_bytes(),
             self.script.clone(),
+            self.user.clone().unwrap_or_default().into_bytes(),
+            if self.user.is_some() { b"1".to_vec() } else { b"0".to_vec() },
         ];
         out.extend(self.registration_ids.iter().map(|i| i.clone().into_bytes()));
         out
     }
 
     pub fn from_fields(fields: &[&[u8]]) -> Option<SavedSession> {
-        let [id, desc, has_desc, replaces, requirements, script, ids @ ..] = fields else { return None };
+        let (fields, user) = match fields {
+            [marker, id, desc, has_desc, replaces, requirements, script, user, has_user, ids @ ..]
+                if *marker == WITH_USER =>
+            {
+                let user = (*has_user == b"1").then(|| text(user));
+                let mut rest = vec![*id, *desc, *has_desc, *replaces, *requirements, *script];
+                rest.extend_from_slice(ids);
+                (rest, user)
+            }
+            _ => (fields.to_vec(), None),
+        };
+        let [id, desc, has_desc, replaces, requirements, script, ids @ ..] = fields.as_slice() else { return None };
         Some(SavedSession {
+            user,
             id: text(id),
             description: (*has_desc == b"1").then(|| text(desc)),
             script: script.to_vec(),
@@ -95,13 +121,9 @@ pub fn decode(blob: &[u8]) -> Result<Vec<SavedSession>, String> {
         .collect()
 }
 
-/// The linked sessions now.
-pub fn snapshot() -> Vec<SavedSession> {
-    linked_sessions::linked().iter().map(|s| SavedSession::of(s, None)).collect()
-}
-
-/// `execute()` while a saved session's script re-runs: skipped (None); keys can still be
-/// opened directly (keyed time events re-attach to theirs) when a context is at hand.
+/// `execute()` while a saved session's script re-runs: skipped (None), except read-only
+/// introspection (`COMMAND INFO`, which `hook=` and `commands=` ask) when a context is at
+/// hand; keys can still be opened directly (keyed time events re-attach to theirs).
 struct RestoreCaller {
     ctx: Option<*mut redis_module::raw::RedisModuleCtx>,
 }
@@ -111,8 +133,9 @@ struct RestoreCaller {
 unsafe impl Send for RestoreCaller {}
 
 impl RedisCaller for RestoreCaller {
-    fn call(&mut self, _args: &[&[u8]]) -> Reply {
-        Reply::Null
+    fn call(&mut self, args: &[&[u8]]) -> Reply {
+        let ctx = self.ctx.map(Context::new);
+        ctx.and_then(|ctx| crate::redis::caller::run_introspection(&ctx, args)).unwrap_or(Reply::Null)
     }
 
     fn atomic(&mut self, _enter: bool) {}
@@ -124,20 +147,61 @@ impl RedisCaller for RestoreCaller {
     }
 }
 
-/// Sessions that could not be re-created: (id, why), listed by RG.PYDUMPSESSIONS.
-/// Sessions that failed to restore, with why. Lock order: level 3, taken alone.
-static FAILED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+/// Sessions that could not be re-created, with why: listed by RG.PYDUMPSESSIONS and saved
+/// again (a later start may manage) until unregistered or replaced. Lock order: level 3,
+/// taken alone.
+static FAILED: Mutex<Vec<(SavedSession, String)>> = Mutex::new(Vec::new());
 
-pub fn failed() -> Vec<(String, String)> {
-    FAILED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+fn failed_list() -> std::sync::MutexGuard<'static, Vec<(SavedSession, String)>> {
+    FAILED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Re-creates `saved` unless a session with its id and registrations is alive.
-pub fn restore(saved: SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) {
-    if let Err(e) = try_restore(&saved, ctx) {
-        crate::redis::log::warning(&format!("wasmgears: could not restore session {}: {e}", saved.id));
-        FAILED.lock().unwrap_or_else(|p| p.into_inner()).push((saved.id.clone(), e));
+/// (id, why) of each session that failed to restore.
+pub fn failed() -> Vec<(String, String)> {
+    failed_list().iter().map(|(s, e)| (s.id.clone(), e.clone())).collect()
+}
+
+/// The sessions that failed to restore, as they were saved.
+pub fn failed_sessions() -> Vec<SavedSession> {
+    failed_list().iter().map(|(s, _)| s.clone()).collect()
+}
+
+/// A session with this id was registered anew: the failed one it replaces is dropped.
+pub fn forget_failed(id: &str) {
+    failed_list().retain(|(s, _)| s.id != id);
+}
+
+/// Unregisters `registration` of a failed session (the session goes with its last one);
+/// false if no failed session has it.
+pub fn forget_failed_registration(registration: &str) -> bool {
+    let mut failed = failed_list();
+    let Some(i) = failed.iter().position(|(s, _)| s.registration_ids.iter().any(|r| r == registration)) else {
+        return false;
+    };
+    failed[i].0.registration_ids.retain(|r| r != registration);
+    if failed[i].0.registration_ids.is_empty() {
+        failed.remove(i);
     }
+    true
+}
+
+/// Re-creates `saved` unless a session with its id and registrations is alive; if it cannot,
+/// it is listed as failed (and kept as it is).
+pub fn restore(saved: SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) {
+    // Its ids stay taken, whether it comes back now or later.
+    for id in &saved.registration_ids {
+        registrations::seen_id(id);
+    }
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| try_restore(&saved, ctx)));
+    let error = match attempt {
+        Ok(Ok(())) => return forget_failed(&saved.id),
+        Ok(Err(e)) => e,
+        Err(_) => "internal error (panic)".to_string(),
+    };
+    crate::redis::log::warning(&format!("wasmgears: could not restore session {}: {error}", saved.id));
+    let mut failed = failed_list();
+    failed.retain(|(s, _)| s.id != saved.id);
+    failed.push((saved, error));
 }
 
 fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) -> Result<(), String> {
@@ -155,7 +219,7 @@ fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisMo
         saved.description.clone(),
         saved.script.clone(),
         requirements,
-        RunAs::Module, // restored sessions: the saved format gains the user next
+        RunAs::from_name(saved.user.as_deref()),
     )
     .map_err(|e| e.to_string())?;
     let caller = Box::new(RestoreCaller { ctx });
@@ -164,56 +228,12 @@ fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisMo
     if let ScriptOutcome::PythonError(e) = outcome {
         return Err(e);
     }
-    for id in &saved.registration_ids {
-        registrations::seen_id(id);
-    }
     registrations::apply(created.registrations, &session, replacing.as_ref())?;
     if let Some(old) = &replacing {
         linked_sessions::kill(old);
     }
     linked_sessions::link(&session);
     Ok(())
-}
-
-/// RDB aux field (after the keys): every linked session.
-///
-/// # Safety
-/// Called by Redis with a live RDB IO handle.
-pub unsafe extern "C" fn aux_save(rdb: *mut redis_module::raw::RedisModuleIO, when: std::os::raw::c_int) {
-    if when != redis_module::raw::REDISMODULE_AUX_AFTER_RDB as std::os::raw::c_int {
-        return;
-    }
-    let blob = std::panic::catch_unwind(|| encode(&snapshot())).unwrap_or_else(|_| encode(&[]));
-    redis_module::raw::save_slice(rdb, &blob);
-}
-
-/// Re-creates the saved sessions.
-///
-/// # Safety
-/// Called by Redis with a live RDB IO handle.
-pub unsafe extern "C" fn aux_load(
-    rdb: *mut redis_module::raw::RedisModuleIO,
-    _encver: std::os::raw::c_int,
-    when: std::os::raw::c_int,
-) -> std::os::raw::c_int {
-    if when != redis_module::raw::REDISMODULE_AUX_AFTER_RDB as std::os::raw::c_int {
-        return redis_module::raw::REDISMODULE_OK as std::os::raw::c_int;
-    }
-    let Ok(buffer) = redis_module::raw::load_string_buffer(rdb) else {
-        return redis_module::raw::REDISMODULE_ERR as std::os::raw::c_int;
-    };
-    // The IO's own context has no client (opening a key with it crashes); a detached
-    // context has one. This is the main thread, which holds the Redis lock: no locking.
-    let detached = crate::redis::worker_context::WorkerContext::detached();
-    let ctx = detached.context().ctx;
-    let loaded = std::panic::catch_unwind(|| match decode(buffer.as_ref()) {
-        Ok(sessions) => sessions.into_iter().for_each(|s| restore(s, Some(ctx))),
-        Err(e) => crate::redis::log::warning(&format!("wasmgears: unreadable saved sessions: {e}")),
-    });
-    if loaded.is_err() {
-        crate::redis::log::warning("wasmgears: internal error while restoring sessions");
-    }
-    redis_module::raw::REDISMODULE_OK as std::os::raw::c_int
 }
 
 /// Sends a newly registered session to replicas and the AOF (`ctx` holds the Redis lock):
@@ -229,6 +249,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sessions_saved_before_users_read_as_the_modules() {
+        let old: Vec<&[u8]> = vec![b"id", b"", b"0", b"", b"", b"script", b"0-1"];
+        let saved = SavedSession::from_fields(&old).unwrap();
+        assert_eq!((saved.user, saved.registration_ids), (None, vec!["0-1".to_string()]));
+    }
+
+    #[test]
     fn sessions_round_trip_through_the_blob() {
         let sessions = vec![
             SavedSession {
@@ -238,6 +265,7 @@ mod tests {
                 registration_ids: vec!["0-1".into(), "0-2".into()],
                 replaces: None,
                 requirements: vec!["a==1".into(), "b".into()],
+                user: Some("app-user".into()),
             },
             SavedSession {
                 id: "b".into(),
@@ -246,6 +274,7 @@ mod tests {
                 registration_ids: vec![],
                 replaces: Some("a".into()),
                 requirements: vec![],
+                user: None,
             },
         ];
         assert_eq!(decode(&encode(&sessions)).unwrap(), sessions);

@@ -1,5 +1,5 @@
 //! The module's Redis data type, `rg_timeev`: the value a keyed time event leaves in its key,
-//! and the carrier of the saved sessions (its aux field, see persistence.rs). Its own file so
+//! and the carrier of the saved sessions (its aux field, see saved_state.rs). Its own file so
 //! that time_events and persistence do not depend on each other.
 
 use redis_module::native_types::RedisType;
@@ -13,7 +13,8 @@ pub struct KeyedEvent {
 
 pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
     "rg_timeev",
-    0,
+    // The aux field's version (a key's value is the same in all).
+    crate::gears::saved_state::ENCODING_VERSION,
     raw::RedisModuleTypeMethods {
         version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
         rdb_load: Some(rdb_load),
@@ -22,9 +23,9 @@ pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
         mem_usage: None,
         digest: None,
         free: Some(free),
-        // The saved sessions ride on this type's aux field (see persistence.rs).
-        aux_load: Some(crate::gears::persistence::aux_load),
-        aux_save: Some(crate::gears::persistence::aux_save),
+        // The saved sessions ride on this type's aux field (see saved_state.rs).
+        aux_load: Some(crate::gears::saved_state::aux_load),
+        aux_save: Some(crate::gears::saved_state::aux_save),
         aux_save_triggers: raw::REDISMODULE_AUX_AFTER_RDB as i32,
         free_effort: None,
         unlink: None,
@@ -34,7 +35,8 @@ pub static TIME_EVENT_TYPE: RedisType = RedisType::new(
         free_effort2: None,
         unlink2: None,
         copy2: None,
-        aux_save2: None,
+        // Redis 7.2+ calls this one instead: it may write nothing.
+        aux_save2: Some(crate::gears::saved_state::aux_save2),
     },
 );
 

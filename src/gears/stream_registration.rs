@@ -33,6 +33,9 @@ pub(crate) enum Status {
     Paused,
 }
 
+/// `KeyState::pending` when it is not known: more than any batch, less than an overflow.
+const BACKLOG_UNKNOWN: usize = usize::MAX / 2;
+
 #[derive(Default)]
 pub(crate) struct KeyState {
     pub last_id: String,
@@ -40,6 +43,15 @@ pub(crate) struct KeyState {
     pub pending: usize,
     pub running: bool,
     pub timer: Option<u64>,
+}
+
+/// Where a registration is in one stream: the last entry id it processed there. Saved in the
+/// RDB and sent to replicas and the AOF after each batch (gears/stream_positions.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub registration: String,
+    pub key: Vec<u8>,
+    pub last_id: String,
 }
 
 pub(crate) struct State {
@@ -79,6 +91,30 @@ impl StreamRegistration {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last processed id per stream (streams it never processed are left out).
+    pub fn positions(&self) -> Vec<(Vec<u8>, String)> {
+        let state = self.state();
+        let mut out: Vec<_> = state
+            .keys
+            .iter()
+            .filter(|(_, ks)| ks.last_id != "0-0" && !ks.last_id.is_empty())
+            .map(|(key, ks)| (key.clone(), ks.last_id.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Continues stream `key` after `last_id` (a restored or replicated position). How many
+    /// entries wait after it is not known here (added before a restart, or on the primary),
+    /// so the next batch reads on until the stream is drained instead of waiting for that
+    /// many new entries.
+    pub fn set_position(&self, key: &[u8], last_id: &str) {
+        let mut state = self.state();
+        let ks = state.keys.entry(key.to_vec()).or_default();
+        ks.last_id = last_id.to_string();
+        ks.pending = BACKLOG_UNKNOWN;
     }
 
     pub fn status_name(&self) -> &'static str {

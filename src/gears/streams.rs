@@ -1,12 +1,15 @@
 //! StreamReader registrations: per stream key, entries go through the flow in batches of
 //! `batch`, or whatever is there once `duration` ms passed since the first waiting entry.
 //! The last processed id is remembered per key; `onFailedPolicy` decides what a failed batch
-//! does (continue past it, abort the registration, or retry it after an interval).
+//! does (continue past it, abort the registration, or retry it after an interval). The last
+//! id is saved with the session and sent to replicas and the AOF (`RG.INNERSTREAMPOS`).
 
 use crate::gears::flows::split_results;
 use crate::gears::registrations::{self, Target};
+use crate::gears::saved_state;
 use crate::gears::stream_registration::{KeyState, Policy, State, Status, StreamRegistration};
 use crate::redis::caller;
+use crate::redis::worker_context::WorkerContext;
 use crate::runtime::{timers, workers};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -99,8 +102,13 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
             registrations::record_run(&target.id, started.elapsed().as_millis() as u64, error.as_deref());
             registrations::record_lag(&target.id, lag_ms(&last));
         }
-        let mut state = stream.state();
         let failed = error.is_some() && stream.policy != Policy::Continue;
+        // A batch that moved on is saved and sent to replicas and the AOF under the Redis
+        // lock (taken before the state: lock order), so that an RDB and the replication
+        // stream agree on where the registration is.
+        let redis = (!failed && last != after).then(WorkerContext::detached);
+        let locked = redis.as_ref().map(WorkerContext::lock);
+        let mut state = stream.state();
         if failed {
             if let Some(ks) = state.keys.get_mut(key) {
                 ks.running = false;
@@ -116,13 +124,21 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
         }
         let status = state.status;
         let Some(ks) = state.keys.get_mut(key) else { return };
-        ks.last_id = last;
+        ks.last_id = last.clone();
         ks.pending = if read == 0 { 0 } else { ks.pending.saturating_sub(read) };
         let more = status == Status::Ok && (ks.pending >= stream.batch || (flush && ks.pending > 0 && read > 0));
         if !more {
             ks.running = false;
             // What is left waits for more entries or for the duration timer.
             consider(target, stream, &mut state, key, false);
+        }
+        drop(state);
+        if let Some(ctx) = &locked {
+            saved_state::publish_positions();
+            ctx.replicate("rg.innerstreampos", &[target.id.as_bytes(), key, last.as_bytes()][..]);
+        }
+        drop(locked);
+        if !more {
             return;
         }
     }

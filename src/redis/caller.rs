@@ -83,6 +83,27 @@ fn run_with(ctx: &Context, args: &[&[u8]], options: &CallOptions) -> Reply {
     convert(&result)
 }
 
+/// `COMMAND` subcommands that only describe the server: safe to run anywhere, even while a
+/// saved session's script re-runs (loading, or a replicated RG.INNERREGISTER).
+const INTROSPECTION: &[&str] = &["info", "count", "list", "docs", "getkeys", "getkeysandflags"];
+
+/// Runs `args` in `ctx` if it is read-only introspection (`COMMAND INFO ...` and the like),
+/// not replicated; None for any other command.
+pub fn run_introspection(ctx: &Context, args: &[&[u8]]) -> Option<Reply> {
+    let (sub, rest) = introspection(args)?;
+    let options = CallOptionsBuilder::new().errors_as_replies().resp(CallOptionResp::Resp2).build();
+    let mut call_args: Vec<&[u8]> = vec![sub.as_bytes()];
+    call_args.extend_from_slice(rest);
+    Some(convert(&ctx.call_ext("command", &options, call_args.as_slice())))
+}
+
+/// `COMMAND <sub> rest...` with an allowed `sub` (lower-cased), else None.
+fn introspection<'a>(args: &'a [&'a [u8]]) -> Option<(String, &'a [&'a [u8]])> {
+    let [command, sub, rest @ ..] = args else { return None };
+    let sub = std::str::from_utf8(sub).ok()?.to_ascii_lowercase();
+    (command.eq_ignore_ascii_case(b"command") && INTROSPECTION.contains(&sub.as_str())).then_some((sub, rest))
+}
+
 /// `execute()` from a worker: takes the Redis GIL for each call (or batch), or keeps it
 /// for an `atomic()` block (re-entrant; released at the latest when the entry ends).
 pub struct WorkerCaller {
@@ -174,4 +195,20 @@ pub fn detached(run_as: &RunAs) -> Box<dyn RedisCaller> {
 /// For work on a worker whose results go to a blocked client, as `run_as`.
 pub fn for_client(client: &Arc<WorkerContext>, run_as: &RunAs) -> Box<dyn RedisCaller> {
     Box::new(WorkerCaller { ctx: Arc::clone(client), atomic_depth: 0, run_as: run_as.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_command_introspection_runs_while_restoring() {
+        let (sub, rest) = introspection(&[b"COMMAND", b"Info", b"set"]).unwrap();
+        assert_eq!((sub.as_str(), rest), ("info", &[&b"set"[..]][..]));
+        assert!(introspection(&[b"command", b"count"]).is_some());
+        for refused in [&[&b"set"[..], b"k", b"v"][..], &[b"command"], &[b"command", b"nosuch"], &[b"config", b"info"]]
+        {
+            assert!(introspection(refused).is_none(), "{refused:?}");
+        }
+    }
 }

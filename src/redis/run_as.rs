@@ -13,3 +13,18 @@ pub enum RunAs {
     /// deleted or disabled since can no longer act).
     User(Arc<str>),
 }
+
+impl RunAs {
+    /// The user name saved with a session (None: the module).
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            RunAs::Module => None,
+            RunAs::User(name) => Some(name),
+        }
+    }
+
+    /// From a saved user name.
+    pub fn from_name(name: Option<&str>) -> RunAs {
+        name.map_or(RunAs::Module, |n| RunAs::User(n.into()))
+    }
+}

@@ -2,6 +2,7 @@
 //! insertion-ordered registry, the wheelhouse and `RG.PYEXECUTE`'s argument parser.
 
 pub mod config;
+pub mod fork_safe;
 pub mod pyexecute_args;
 pub mod registry;
 pub mod settings;
