@@ -8,6 +8,7 @@ instance free for the session's other work.
 import asyncio
 from asyncio import base_events, events
 
+import gears_abi
 import gears_host
 
 error = gears_host.error
@@ -131,8 +132,17 @@ def after_entry():
             _stop_awaits_in_atomic()
         _cancelled_in_atomic.clear()
     if lp._scheduled:
-        delay_ms = max(0, int((lp._scheduled[0]._when - lp.time()) * 1000) + 1)
-        gears_host.request("wake", str(delay_ms))
+        gears_host.request("wake", str(_wake_delay_ms(lp._scheduled[0]._when - lp.time())))
+
+
+def _wake_delay_ms(seconds):
+    """When the host is to run the loop again: `seconds` from now in whole ms, rounded up,
+    at most the longest interval a script may ask for (a timer due at infinity, or 1e300
+    seconds away, or at NaN, waits that long)."""
+    longest = gears_abi.MAX_INTERVAL_SECS
+    if not seconds <= longest:  # also NaN
+        seconds = longest
+    return max(0, int(seconds * 1000) + 1)
 
 
 class GearsFuture:

@@ -97,6 +97,8 @@ def registerTE(seconds, callback, keyName=None):
         raise error("callback must be a function")
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         raise error("time argument must be a long")
+    if not 0 < seconds <= gears_abi.MAX_INTERVAL_SECS:
+        raise error("time argument must be a positive long of at most %d seconds" % gears_abi.MAX_INTERVAL_SECS)
     if keyName is not None and not isinstance(keyName, str):
         raise error("keyName argument must be a string")
     event_id = gears_host.request("time_event", str(seconds), keyName or "", "0" if keyName is None else "1")
