@@ -128,7 +128,12 @@ def after_entry():
             return
     else:
         while lp._ready or (lp._scheduled and lp._scheduled[0]._when <= lp.time()):
-            lp._run_once()
+            try:
+                lp._run_once()
+            except (SystemExit, KeyboardInterrupt):
+                # A task raised it (asyncio lets only these two through): the task has ended
+                # with it, as with any error, and whoever awaits it gets it. The loop goes on.
+                pass
             _stop_awaits_in_atomic()
         _cancelled_in_atomic.clear()
     if lp._scheduled:
@@ -208,7 +213,9 @@ def runCoroutine(coro, f=None, delay=0):
             await asyncio.sleep(delay)
         try:
             result = await coro
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # sys.exit() too: an error of the waiting record
             if f is None:
                 raise
             f.continueFailed(exc)

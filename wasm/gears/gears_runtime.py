@@ -428,7 +428,7 @@ def _run_time_event(event_id):
         if asyncio.iscoroutine(result):
             gears_async.loop().create_task(result)
         return gears_encode.encode_results([], [])
-    except Exception as exc:
+    except BaseException as exc:  # sys.exit() too: the event stops, the session goes on
         _time_events.pop(event_id, None)
         return gears_encode.encode_results([], [format_error(exc, exc.__traceback__)])
 
