@@ -366,7 +366,9 @@ def _not_here(registration_id):
 @_profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
-    registration_id, *record = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    registration_id, *args = gears_encode.decode_args(payload)
+    registration_id = _text(registration_id)
+    record = [gears_encode.text_or_bytes(a, bytearray) for a in args]  # as get_command() gives them
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -378,7 +380,8 @@ def _run_trigger(payload):
 @_profiled
 def _run_key_event(payload):
     """A key event: payload = encoded [registration id, key, event]; encoded results."""
-    registration_id, key, event = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    registration_id, key, event = gears_encode.decode_args(payload)
+    registration_id, key, event = _text(registration_id), gears_encode.text_or_bytes(key), _text(event)
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -398,10 +401,8 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
     if flow is None:
         return _not_here(registration_id)
     entries = gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
-    records = []
-    for entry_id, fields in entries:
-        value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
-        records.append({"key": key, "id": entry_id, "value": value})
+    records = [{"key": key, "id": entry_id, "value": gears_readers.field_dict(fields)}
+               for entry_id, fields in entries]
     errors = []
     run = flow.start(errors, format_error, source=records)
     if not run.done:
@@ -467,8 +468,18 @@ def _reseed(_payload):
     random.seed()
 
 
+def _text(field):
+    return field.decode("utf-8", "replace")
+
+
 def _fields(payload):
-    return [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    return [_text(p) for p in gears_encode.decode_args(payload)]
+
+
+def _stream_fields(payload):
+    """A stream batch's fields: its key exactly as named (str, or bytes if not UTF-8)."""
+    registration_id, key, *rest = gears_encode.decode_args(payload)
+    return [_text(registration_id), gears_encode.text_or_bytes(key)] + [_text(p) for p in rest]
 
 
 def _self_test(payload):
@@ -483,7 +494,7 @@ _ENTRIES = {
     "run_execution": _run_execution,
     "run_trigger": _run_trigger,
     "key_event": _run_key_event,
-    "stream_batch": _profiled(lambda p: _run_stream_batch(*_fields(p))),
+    "stream_batch": _profiled(lambda p: _run_stream_batch(*_stream_fields(p))),
     "time_event": _profiled(lambda p: _run_time_event(int(_fields(p)[0]))),
     # A timer of the session's event loop is due: the epilogue runs it.
     "loop": _profiled(lambda p: gears_encode.encode_results([], [])),
