@@ -180,7 +180,10 @@ EXPORT("gears_out_len") uint32_t gears_out_len(void) { return out_len; }
  * payload its input. The runtime answers None -> 0 and empty output; bytes -> 0 with them as
  * output; str -> 1 with it as the error text. */
 EXPORT("gears_enter") int32_t gears_enter(uint32_t op, const char *payload, uint32_t len) {
-    PyObject *result = PyObject_CallFunction(runtime_enter, "Iy#", (unsigned int)op, payload, (Py_ssize_t)len);
+    PyObject *args[2] = {PyLong_FromUnsignedLong(op), PyBytes_FromStringAndSize(payload, (Py_ssize_t)len)};
+    PyObject *result = args[0] && args[1] ? PyObject_Vectorcall(runtime_enter, args, 2, NULL) : NULL;
+    Py_XDECREF(args[0]);
+    Py_XDECREF(args[1]);
     if (!result) {
         /* The runtime itself failed (typically MemoryError while formatting). */
         PyObject *exc = PyErr_GetRaisedException();

@@ -3,9 +3,10 @@
 //! with the Redis GIL held.
 
 use crate::redis::acl;
+use crate::redis::reply_convert::{convert, OverBudget, ReplyBudget};
 use crate::redis::run_as::RunAs;
 use crate::redis::worker_context::WorkerContext;
-use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallReply, CallResult, Context};
+use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallResult, Context};
 use std::sync::Arc;
 use wasmgears_abi::Reply;
 use wasmgears_sandbox::RedisCaller;
@@ -13,29 +14,6 @@ use wasmgears_sandbox::RedisCaller;
 /// Replicated like RedisGears' `!v` calls, with errors returned as replies.
 fn call_options() -> CallOptions {
     CallOptionsBuilder::new().replicate().errors_as_replies().resp(CallOptionResp::Resp2).build()
-}
-
-fn convert(result: &CallResult<'_>) -> Reply {
-    match result {
-        Ok(reply) => convert_reply(reply),
-        Err(err) => Reply::Error(err.to_utf8_string().unwrap_or_else(|| "ERR unknown error".into()).into_bytes()),
-    }
-}
-
-fn convert_reply(reply: &CallReply<'_>) -> Reply {
-    match reply {
-        CallReply::I64(i) => Reply::Int(i.to_i64()),
-        CallReply::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
-        CallReply::Array(a) => Reply::Array(a.iter().map(|r| convert(&r)).collect()),
-        CallReply::Null(_) => Reply::Null,
-        CallReply::Bool(b) => Reply::Int(b.to_bool() as i64),
-        CallReply::Double(d) => Reply::Double(d.to_double()),
-        CallReply::Set(s) => Reply::Array(s.iter().map(|r| convert(&r)).collect()),
-        CallReply::Map(m) => Reply::Array(m.iter().flat_map(|(k, v)| [convert(&k), convert(&v)]).collect()),
-        CallReply::BigNumber(n) => Reply::Bulk(n.to_string().unwrap_or_default().into_bytes()),
-        CallReply::VerbatimString(v) => Reply::Bulk(v.as_parts().map(|(_, b)| b.to_vec()).unwrap_or_default()),
-        CallReply::Unknown => Reply::Null,
-    }
 }
 
 /// A client's own command run for it (the command a `commands=` registration wraps): checked
@@ -51,36 +29,74 @@ fn client_options() -> CallOptions {
         .build()
 }
 
-/// Runs the command `args` that the client of `ctx` sent, as that client.
+/// Runs the command `args` that the client of `ctx` sent, as that client; its whole reply.
 pub fn run_client_command(ctx: &Context, args: &[&[u8]]) -> Reply {
-    run_with(ctx, args, &client_options())
+    run_within(ctx, args, &client_options(), &mut ReplyBudget::unlimited()).unwrap_or_else(|OverBudget| past_cap())
 }
 
-/// Runs one command of a session in `ctx` (the Redis GIL held), checked first against the
-/// ACL of the user the session runs as.
-fn run_as(ctx: &Context, run_as: &RunAs, args: &[&[u8]]) -> Reply {
+/// Runs one command in `ctx` (the Redis GIL must be held); its whole reply (for the host's
+/// own use).
+pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
+    run_within(ctx, args, &call_options(), &mut ReplyBudget::unlimited()).unwrap_or_else(|OverBudget| past_cap())
+}
+
+/// Runs one command of a session for the guest: checked first against the ACL of the user
+/// the session runs as, its reply converted within `budget`.
+fn run_for_guest(ctx: &Context, run_as: &RunAs, args: &[&[u8]], budget: &mut ReplyBudget) -> Result<Reply, OverBudget> {
     if let RunAs::User(name) = run_as {
         if let Some(denied) = acl::denied_for_user(ctx, name, args) {
-            return Reply::Error(denied.into_bytes());
+            return Ok(Reply::Error(denied.into_bytes()));
         }
     }
-    run_with(ctx, args, &call_options())
+    run_within(ctx, args, &call_options(), budget)
 }
 
-/// Runs one command in `ctx` (the Redis GIL must be held).
-pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
-    run_with(ctx, args, &call_options())
+/// One command for the guest: its reply, or the refusal once it passes the guest's cap.
+fn run_one_for_guest(ctx: &Context, run_as: &RunAs, args: &[&[u8]]) -> Reply {
+    run_for_guest(ctx, run_as, args, &mut ReplyBudget::for_guest()).unwrap_or_else(|OverBudget| past_cap())
 }
 
-fn run_with(ctx: &Context, args: &[&[u8]], options: &CallOptions) -> Reply {
+/// Several commands for the guest, their replies sharing one cap: past it, the rest still
+/// run but the batch's reply is the refusal.
+fn run_batch_for_guest(ctx: &Context, run_as: &RunAs, commands: &[Vec<&[u8]>]) -> Reply {
+    let mut budget = ReplyBudget::for_guest();
+    let mut replies = Vec::new();
+    let mut over = false;
+    for command in commands {
+        match run_for_guest(ctx, run_as, command, &mut budget) {
+            Ok(reply) if !over => replies.push(reply),
+            Ok(_) => {}
+            Err(OverBudget) => {
+                over = true;
+                replies.clear();
+            }
+        }
+    }
+    if over {
+        past_cap()
+    } else {
+        Reply::Array(replies)
+    }
+}
+
+fn past_cap() -> Reply {
+    Reply::Error(format!("ERR {}", wasmgears_sandbox::limits::reply_past_cap()).into_bytes())
+}
+
+fn run_within(
+    ctx: &Context,
+    args: &[&[u8]],
+    options: &CallOptions,
+    budget: &mut ReplyBudget,
+) -> Result<Reply, OverBudget> {
     let Ok(command) = std::str::from_utf8(args[0]) else {
-        return Reply::Error(b"ERR unknown command".to_vec());
+        return Ok(Reply::Error(b"ERR unknown command".to_vec()));
     };
     if command.contains('\0') {
-        return Reply::Error(b"ERR unknown command".to_vec());
+        return Ok(Reply::Error(b"ERR unknown command".to_vec()));
     }
     let result: CallResult = ctx.call_ext(command, options, &args[1..]);
-    convert(&result)
+    convert(&result, budget)
 }
 
 /// `COMMAND` subcommands that only describe the server: safe to run anywhere, even while a
@@ -94,7 +110,8 @@ pub fn run_introspection(ctx: &Context, args: &[&[u8]]) -> Option<Reply> {
     let options = CallOptionsBuilder::new().errors_as_replies().resp(CallOptionResp::Resp2).build();
     let mut call_args: Vec<&[u8]> = vec![sub.as_bytes()];
     call_args.extend_from_slice(rest);
-    Some(convert(&ctx.call_ext("command", &options, call_args.as_slice())))
+    let result = ctx.call_ext("command", &options, call_args.as_slice());
+    Some(convert(&result, &mut ReplyBudget::for_guest()).unwrap_or_else(|OverBudget| past_cap()))
 }
 
 /// `COMMAND <sub> rest...` with an allowed `sub` (lower-cased), else None.
@@ -124,11 +141,11 @@ impl WorkerCaller {
 
 impl RedisCaller for WorkerCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        self.with_ctx(|ctx| run_as(ctx, &self.run_as, args))
+        self.with_ctx(|ctx| run_one_for_guest(ctx, &self.run_as, args))
     }
 
     fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
-        self.with_ctx(|ctx| Reply::Array(commands.iter().map(|c| run_as(ctx, &self.run_as, c)).collect()))
+        self.with_ctx(|ctx| run_batch_for_guest(ctx, &self.run_as, commands))
     }
 
     fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
@@ -172,7 +189,11 @@ unsafe impl Send for InlineCaller {}
 
 impl RedisCaller for InlineCaller {
     fn call(&mut self, args: &[&[u8]]) -> Reply {
-        run_as(&Context::new(self.ctx), &self.run_as, args)
+        run_one_for_guest(&Context::new(self.ctx), &self.run_as, args)
+    }
+
+    fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
+        run_batch_for_guest(&Context::new(self.ctx), &self.run_as, commands)
     }
 
     fn atomic(&mut self, _enter: bool) {} // the GIL is held for the whole entry anyway

@@ -8,5 +8,6 @@ pub mod command_filter;
 pub mod flags;
 pub mod log;
 pub mod reply;
+pub mod reply_convert;
 pub mod run_as;
 pub mod worker_context;

@@ -90,10 +90,27 @@ fn run() {
     }
 }
 
-/// Runs `job` (on the timer thread) after `delay`. Its id cancels it.
+/// The longest delay a timer waits: longer ones (which no caller should ask for: scripts'
+/// intervals are capped at `wasmgears_abi::MAX_INTERVAL_SECS`) wait this long instead.
+pub const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `delay` from now, saturating: never past `now + MAX_DELAY` (nor past the farthest
+/// instant the platform can represent), never a panic on overflow.
+pub fn deadline_after(delay: Duration) -> Instant {
+    let now = Instant::now();
+    let mut delay = delay.min(MAX_DELAY);
+    loop {
+        match now.checked_add(delay) {
+            Some(at) => return at,
+            None => delay /= 2, // ends: `now + 0` always fits
+        }
+    }
+}
+
+/// Runs `job` (on the timer thread) after `delay` (at most `MAX_DELAY`). Its id cancels it.
 pub fn after(delay: Duration, job: impl FnOnce() + Send + 'static) -> u64 {
     let t = timers();
-    let id = t.queue.lock().unwrap_or_else(|p| p.into_inner()).add(Instant::now() + delay, Box::new(job));
+    let id = t.queue.lock().unwrap_or_else(|p| p.into_inner()).add(deadline_after(delay), Box::new(job));
     t.wake.notify_one();
     id
 }
@@ -106,6 +123,17 @@ pub fn cancel(id: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_saturate_instead_of_overflowing() {
+        let before = Instant::now();
+        for huge in [Duration::from_secs(u64::MAX), Duration::MAX] {
+            let far = deadline_after(huge);
+            assert!(far >= before + MAX_DELAY && far <= Instant::now() + MAX_DELAY);
+        }
+        let soon = deadline_after(Duration::from_millis(5));
+        assert!(soon >= before + Duration::from_millis(5) && soon < before + MAX_DELAY);
+    }
 
     #[test]
     fn due_jobs_come_out_in_deadline_order_and_cancelled_ones_never() {

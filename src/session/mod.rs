@@ -286,7 +286,7 @@ impl Session {
     /// Runs the session's event loop in `ms` (unless a run is due sooner already).
     fn schedule_wake(&self, ms: u64) {
         let Some(me) = self.me.upgrade() else { return };
-        let at = Instant::now() + Duration::from_millis(ms);
+        let at = crate::runtime::timers::deadline_after(Duration::from_millis(ms));
         let mut wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((when, timer)) = *wake {
             if when <= at || !crate::runtime::timers::cancel(timer) {

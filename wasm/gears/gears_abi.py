@@ -6,6 +6,10 @@ tables against crates/abi/vectors/codec.json, as the Rust tests do for ops.rs.""
 # A value inside MAX_DEPTH arrays crosses the boundary; one more level does not.
 MAX_DEPTH = 64
 
+# The longest interval a script may ask for, in seconds (registerTE, onFailedRetryInterval;
+# a StreamReader's duration may be this many seconds in ms): 2**31 - 1, about 68 years.
+MAX_INTERVAL_SECS = 2**31 - 1
+
 # What the host asks the guest to do: gears_enter(op, payload).
 GUEST_ENTRIES = {
     "reseed": 1,

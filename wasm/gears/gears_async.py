@@ -8,6 +8,7 @@ instance free for the session's other work.
 import asyncio
 from asyncio import base_events, events
 
+import gears_abi
 import gears_host
 
 error = gears_host.error
@@ -127,12 +128,26 @@ def after_entry():
             return
     else:
         while lp._ready or (lp._scheduled and lp._scheduled[0]._when <= lp.time()):
-            lp._run_once()
+            try:
+                lp._run_once()
+            except (SystemExit, KeyboardInterrupt):
+                # A task raised it (asyncio lets only these two through): the task has ended
+                # with it, as with any error, and whoever awaits it gets it. The loop goes on.
+                pass
             _stop_awaits_in_atomic()
         _cancelled_in_atomic.clear()
     if lp._scheduled:
-        delay_ms = max(0, int((lp._scheduled[0]._when - lp.time()) * 1000) + 1)
-        gears_host.request("wake", str(delay_ms))
+        gears_host.request("wake", str(_wake_delay_ms(lp._scheduled[0]._when - lp.time())))
+
+
+def _wake_delay_ms(seconds):
+    """When the host is to run the loop again: `seconds` from now in whole ms, rounded up,
+    at most the longest interval a script may ask for (a timer due at infinity, or 1e300
+    seconds away, or at NaN, waits that long)."""
+    longest = gears_abi.MAX_INTERVAL_SECS
+    if not seconds <= longest:  # also NaN
+        seconds = longest
+    return max(0, int(seconds * 1000) + 1)
 
 
 class GearsFuture:
@@ -198,7 +213,9 @@ def runCoroutine(coro, f=None, delay=0):
             await asyncio.sleep(delay)
         try:
             result = await coro
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # sys.exit() too: an error of the waiting record
             if f is None:
                 raise
             f.continueFailed(exc)

@@ -6,6 +6,7 @@ repartition) keep the records where they are, and groupby is a local group-and-r
 import copy
 import types
 
+import gears_abi
 import gears_host
 import gears_pipeline
 import gears_readers
@@ -317,6 +318,12 @@ def _stream_registration(prefix, mode, kwargs):
             raise error("%s argument must be a non-negative integer" % name)
     if batch < 1:
         raise error("batch argument must be a positive integer")
+    # Longer intervals cannot be meant (gears_abi.MAX_INTERVAL_SECS, about 68 years).
+    longest = gears_abi.MAX_INTERVAL_SECS
+    if duration > longest * 1000:
+        raise error("duration argument must be at most %d (ms)" % (longest * 1000))
+    if retry > longest:
+        raise error("onFailedRetryInterval argument must be at most %d (seconds)" % longest)
     if not isinstance(trim, bool):
         raise error("trimStream argument must be a boolean")
     if not isinstance(policy, str) or policy.lower() not in _POLICIES:

@@ -54,6 +54,16 @@ def encode_results(results, errors, durations=None):
     return b"".join(out)
 
 
+def text_or_bytes(data, binary=bytes):
+    """A field of the host's payload as a script sees it (RedisGears 1.2): `str` where its
+    bytes are UTF-8, else the bytes themselves, exactly (`binary` of them: `bytes` for key
+    names, which must be hashable; `bytearray` for data, as the reply decoder gives)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return binary(data)
+
+
 def decode_args(data):
     """The command-args encoding (u32 count, then u32 length + bytes each) -> list of bytes."""
     (count,) = struct.unpack_from("<I", data, 0)

@@ -8,6 +8,7 @@ error = _gears_host.error  # gears.error: a Redis error reply
 
 call = partial(_gears_host.request, HOST_REQUESTS["call"])  # call([cmd, args...]) -> reply
 call_batch = partial(_gears_host.request_batch, HOST_REQUESTS["call_batch"])  # [[cmd, ...], ...]
+config_get = partial(_gears_host.request, HOST_REQUESTS["config_get"])  # config_get([name]) -> str | None
 
 
 def request(name, *fields):

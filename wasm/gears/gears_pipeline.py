@@ -5,6 +5,9 @@ gearsFuture) parks that record until it resolves, while the other records go on;
 needs all of its input (accumulate, groupby, ...) ends only when nothing before it is parked.
 Without async callbacks a run ends within the `feed` call that starts it.
 
+Whatever a callback raises, `sys.exit()` and KeyboardInterrupt included (BaseException), is
+an error of its record: it never escapes the entry (which would make the session unusable).
+
 Each step is a closure that takes one record and hands its output to the next step's closure:
 no per-record dispatch, and no generator frames (this is the hot loop of every flow).
 """
@@ -103,7 +106,7 @@ class Run:
                         finally:
                             timings[0] += time.perf_counter() - started
                         entry(record)
-            except Exception as exc:  # the reader failed: what it gave so far goes on
+            except BaseException as exc:  # the reader failed (sys.exit() too): the rest goes on
                 self.fail(exc)
             self.ended[0] = True
             self._maybe_end(0)
@@ -161,12 +164,12 @@ class Run:
             value = future.result()
         except asyncio.CancelledError as exc:
             self.errors.append(_async.ATOMIC_AWAIT if str(exc) == _async.ATOMIC_AWAIT else FORCED_STOP)
-        except Exception as exc:
+        except BaseException as exc:
             self.fail(exc)
         else:
             try:
                 then(value)
-            except Exception as exc:
+            except BaseException as exc:
                 self.fail(exc)
         if serial is not None:
             serial.busy = False
@@ -212,7 +215,7 @@ def _per_record(run, k, f, then):
                 value, _async.created = _async.created, None
             if value.__class__ in _WAITS:
                 return run.park(k, value, lambda v: then(record, v))
-        except Exception as exc:
+        except BaseException as exc:
             return run.fail(exc)
         then(record, value)
     return entry, None, None
@@ -255,7 +258,7 @@ def _build_accumulate(run, k, emit, f):
                 value, _async.created = _async.created, None
             if value.__class__ in _WAITS:
                 return run.park(k, value, store, state)
-        except Exception as exc:
+        except BaseException as exc:
             return run.fail(exc)
         state.value = value
     return entry, lambda: emit(state.value), state
@@ -275,7 +278,7 @@ def _build_accumulatebykey(run, k, emit, extract, reduce):
                 value, _async.created = _async.created, None
             if value.__class__ in _WAITS:
                 return run.park(k, value, lambda v: groups.__setitem__(key, v), state)
-        except Exception as exc:
+        except BaseException as exc:
             return run.fail(exc)
         groups[key] = value
 
@@ -292,7 +295,7 @@ def _build_groupby(run, k, emit, extract, reduce):
     def entry(record):
         try:
             key = _not_async(extract(record), "extractor")
-        except Exception as exc:
+        except BaseException as exc:
             return run.fail(exc)
         groups.setdefault(key, []).append(record)
 
@@ -300,7 +303,7 @@ def _build_groupby(run, k, emit, extract, reduce):
         for key, records in groups.items():
             try:
                 value = _not_async(reduce(key, records), "reducer")
-            except Exception as exc:
+            except BaseException as exc:
                 run.fail(exc)
                 continue
             emit({"key": key, "value": value})

@@ -24,11 +24,23 @@ def _value_command(key, type_name):
     return None
 
 
+def name(value):
+    """A key or field name from a reply: `str` where it is UTF-8; otherwise the decoder's
+    bytearray as `bytes`, which are hashable (a dict key, a set member) and go back to Redis
+    exactly as they came."""
+    return bytes(value) if isinstance(value, bytearray) else value
+
+
+def field_dict(flat):
+    """[field, value, ...] (HGETALL, a stream entry) as a dict."""
+    return {name(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
 def _convert_value(type_name, reply):
     if isinstance(reply, error):
         return None
     if type_name == "hash":
-        return {reply[i]: reply[i + 1] for i in range(0, len(reply), 2)}
+        return field_dict(reply)
     return reply
 
 
@@ -44,6 +56,7 @@ def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
         if type_filter:
             command += ["TYPE", type_filter]
         cursor, keys = gears_host.call(command)
+        keys = [name(k) for k in keys]
         fresh = [k for k in keys if k not in seen]  # SCAN may repeat keys while rehashing
         seen.update(fresh)
         if fresh:
@@ -52,15 +65,11 @@ def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
             return
 
 
-def _key_name(key):
-    return key if isinstance(key, str) else bytes(key).decode("utf-8", "replace")
-
-
 def keys_reader(pattern="*", noScan=False, readValue=True, **_):
     for keys in _key_batches(pattern, noScan):
         if not readValue:
             for key in keys:
-                yield {"key": _key_name(key), "event": None}
+                yield {"key": key, "event": None}
             continue
         kinds = gears_host.call_batch([["TYPE", k] for k in keys])
         commands = [_value_command(k, t) for k, t in zip(keys, kinds)]
@@ -68,7 +77,7 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
         for key, kind, command in zip(keys, kinds, commands):
             type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
             value = _convert_value(kind, next(values)) if command else None
-            yield {"key": _key_name(key), "value": value, "type": type_name, "event": None}
+            yield {"key": key, "value": value, "type": type_name, "event": None}
 
 
 def key_event_record(key, event, read_value):
@@ -86,7 +95,7 @@ def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerat
     if patternGenerator is not None:
         pattern, noScan = patternGenerator()
     for keys in _key_batches(pattern, noScan, count):
-        yield from (_key_name(k) for k in keys)
+        yield from keys
 
 
 def stream_reader(pattern="*", fromId="0-0", **_):
@@ -100,8 +109,7 @@ def stream_reader(pattern="*", fromId="0-0", **_):
             if isinstance(entries, error) or not entries:
                 break
             for entry_id, fields in entries:
-                value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
-                yield {"key": _key_name(stream), "id": entry_id, "value": value}
+                yield {"key": stream, "id": entry_id, "value": field_dict(fields)}
             start = "(" + entries[-1][0]
 
 

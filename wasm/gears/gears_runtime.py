@@ -16,6 +16,7 @@ import gears_builder
 import gears_encode
 import gears_host
 import gears_pipeline
+import gears_profile
 import gears_readers
 
 error = gears_host.error  # gears.error: a Redis error reply
@@ -97,6 +98,8 @@ def registerTE(seconds, callback, keyName=None):
         raise error("callback must be a function")
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         raise error("time argument must be a long")
+    if not 0 < seconds <= gears_abi.MAX_INTERVAL_SECS:
+        raise error("time argument must be a positive long of at most %d seconds" % gears_abi.MAX_INTERVAL_SECS)
     if keyName is not None and not isinstance(keyName, str):
         raise error("keyName argument must be a string")
     event_id = gears_host.request("time_event", str(seconds), keyName or "", "0" if keyName is None else "1")
@@ -220,54 +223,6 @@ def format_error(exc, tb):
         return "Error type: %s" % type(exc).__name__
 
 
-_profiler = None  # cProfile.Profile of this session's callbacks while ProfileExecutions is on
-
-
-def _profiled(entry):
-    """Runs a host entry under the session's profiler when ProfileExecutions is set, then
-    the session's event loop (what the entry made ready: see gears_async)."""
-    def run(arg):
-        global _profiler
-        gears_async.new_entry()
-        profiler = None
-        if configGet("ProfileExecutions") not in (None, "0"):
-            if _profiler is None:
-                import cProfile
-                _profiler = cProfile.Profile()
-            profiler = _profiler
-            profiler.enable()
-        try:
-            out = entry(arg)
-            gears_async.after_entry()
-            return out
-        finally:
-            if profiler is not None:
-                profiler.disable()
-    run.__name__ = entry.__name__
-    return run
-
-
-def _profile_request(op, order="tottime"):
-    """RG.PYPROFILE: the stats text (STATS) or a fresh start (RESET)."""
-    global _profiler
-    if op == "reset":
-        _profiler = None
-        return gears_encode.encode_results(["OK"], [])
-    if _profiler is None:
-        return gears_encode.encode_results([], ["session has no profile stats (is ProfileExecutions on?)"])
-    import io
-    import pstats
-    out = io.StringIO()
-    try:
-        stats = pstats.Stats(_profiler, stream=out).sort_stats(order)
-    except KeyError:
-        return gears_encode.encode_results([], ["unknown sort order %s" % order])
-    stats.print_stats()
-    stats.print_callers()
-    stats.print_callees()
-    return gears_encode.encode_results([out.getvalue()], [])
-
-
 _time_events = {}  # time event id (from the host) -> callback
 _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
@@ -361,10 +316,12 @@ def _not_here(registration_id):
     return gears_encode.encode_results([], ["registration %s is not in this session" % registration_id])
 
 
-@_profiled
+@gears_profile.profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
-    registration_id, *record = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    registration_id, *args = gears_encode.decode_args(payload)
+    registration_id = _text(registration_id)
+    record = [gears_encode.text_or_bytes(a, bytearray) for a in args]  # as get_command() gives them
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -373,10 +330,11 @@ def _run_trigger(payload):
     return _finish(run, lambda: gears_encode.encode_results(run.results, errors), registration_id)
 
 
-@_profiled
+@gears_profile.profiled
 def _run_key_event(payload):
     """A key event: payload = encoded [registration id, key, event]; encoded results."""
-    registration_id, key, event = [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    registration_id, key, event = gears_encode.decode_args(payload)
+    registration_id, key, event = _text(registration_id), gears_encode.text_or_bytes(key), _text(event)
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -396,10 +354,8 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
     if flow is None:
         return _not_here(registration_id)
     entries = gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
-    records = []
-    for entry_id, fields in entries:
-        value = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
-        records.append({"key": key, "id": entry_id, "value": value})
+    records = [{"key": key, "id": entry_id, "value": gears_readers.field_dict(fields)}
+               for entry_id, fields in entries]
     errors = []
     run = flow.start(errors, format_error, source=records)
     if not run.done:
@@ -426,7 +382,7 @@ def _run_time_event(event_id):
         if asyncio.iscoroutine(result):
             gears_async.loop().create_task(result)
         return gears_encode.encode_results([], [])
-    except Exception as exc:
+    except BaseException as exc:  # sys.exit() too: the event stops, the session goes on
         _time_events.pop(event_id, None)
         return gears_encode.encode_results([], [format_error(exc, exc.__traceback__)])
 
@@ -443,7 +399,7 @@ def _cancel(token=None, registration_id=None):
     return gears_encode.encode_results([], [])
 
 
-@_profiled
+@gears_profile.profiled
 def _run_execution(payload):
     """Runs a created flow (payload: its id); the encoded [[results], [errors]] (+ per-step
     durations)."""
@@ -465,8 +421,18 @@ def _reseed(_payload):
     random.seed()
 
 
+def _text(field):
+    return field.decode("utf-8", "replace")
+
+
 def _fields(payload):
-    return [p.decode("utf-8", "replace") for p in gears_encode.decode_args(payload)]
+    return [_text(p) for p in gears_encode.decode_args(payload)]
+
+
+def _stream_fields(payload):
+    """A stream batch's fields: its key exactly as named (str, or bytes if not UTF-8)."""
+    registration_id, key, *rest = gears_encode.decode_args(payload)
+    return [_text(registration_id), gears_encode.text_or_bytes(key)] + [_text(p) for p in rest]
 
 
 def _self_test(payload):
@@ -481,13 +447,13 @@ _ENTRIES = {
     "run_execution": _run_execution,
     "run_trigger": _run_trigger,
     "key_event": _run_key_event,
-    "stream_batch": _profiled(lambda p: _run_stream_batch(*_fields(p))),
-    "time_event": _profiled(lambda p: _run_time_event(int(_fields(p)[0]))),
+    "stream_batch": gears_profile.profiled(lambda p: _run_stream_batch(*_stream_fields(p))),
+    "time_event": gears_profile.profiled(lambda p: _run_time_event(int(_fields(p)[0]))),
     # A timer of the session's event loop is due: the epilogue runs it.
-    "loop": _profiled(lambda p: gears_encode.encode_results([], [])),
-    "cancel": _profiled(lambda p: _cancel(token=int(_fields(p)[0]))),
-    "cancel_registration": _profiled(lambda p: _cancel(registration_id=_fields(p)[0])),
-    "profile": lambda p: _profile_request(*_fields(p)),
+    "loop": gears_profile.profiled(lambda p: gears_encode.encode_results([], [])),
+    "cancel": gears_profile.profiled(lambda p: _cancel(token=int(_fields(p)[0]))),
+    "cancel_registration": gears_profile.profiled(lambda p: _cancel(registration_id=_fields(p)[0])),
+    "profile": lambda p: gears_profile.request(*_fields(p)),
     "self_test": _self_test,
 }
 _BY_CODE = {gears_abi.GUEST_ENTRIES[name]: entry for name, entry in _ENTRIES.items()}

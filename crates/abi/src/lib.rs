@@ -21,7 +21,7 @@ pub mod value;
 pub use args::{decode_args, decode_batch, encode_args, encode_batch};
 pub use ops::{GuestEntry, HostRequest};
 pub use payload::{FlowResults, StreamBatch};
-pub use registration::{ReaderSpec, RegistrationSpec, SpecError};
+pub use registration::{ReaderSpec, RegistrationSpec, SpecError, MAX_INTERVAL_SECS};
 pub use value::{CodecError, Reply, MAX_DEPTH};
 
 /// The golden vectors (JSON), for tests on every side.

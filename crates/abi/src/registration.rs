@@ -5,6 +5,12 @@
 
 use std::fmt;
 
+/// The longest interval a script may ask for, in seconds (`registerTE`'s period, a
+/// StreamReader's `onFailedRetryInterval`; its `duration` may be this many seconds in ms):
+/// 2^31 - 1, about 68 years. Anything longer cannot be meant, and every interval up to it
+/// fits in a deadline (`Instant + Duration`) on every platform.
+pub const MAX_INTERVAL_SECS: u64 = i32::MAX as u64;
+
 /// A registration as a script staged it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationSpec {
@@ -119,6 +125,11 @@ impl<'a> Fields<'a> {
         self.required(name)?.parse().map_err(|_| SpecError::Invalid(name))
     }
 
+    /// A number of at most `max`.
+    fn at_most(&mut self, name: &'static str, max: u64) -> Result<u64, SpecError> {
+        self.number(name).and_then(|n| if n <= max { Ok(n) } else { Err(SpecError::Invalid(name)) })
+    }
+
     fn names(&mut self, name: &'static str) -> Option<Vec<String>> {
         self.take(name).map(split_names)
     }
@@ -187,13 +198,13 @@ impl RegistrationSpec {
             "StreamReader" => ReaderSpec::Stream {
                 prefix: f.required("prefix")?.to_string(),
                 batch: f.number("batch")?,
-                duration_ms: f.number("duration")?,
+                duration_ms: f.at_most("duration", MAX_INTERVAL_SECS * 1000)?,
                 trim: f.flag("trimStream")?,
                 on_failed: match f.required("onFailedPolicy")? {
                     p @ ("continue" | "abort" | "retry") => p.to_string(),
                     _ => return Err(SpecError::Invalid("onFailedPolicy")),
                 },
-                retry_secs: f.number("onFailedRetryInterval")?,
+                retry_secs: f.at_most("onFailedRetryInterval", MAX_INTERVAL_SECS)?,
             },
             _ => return Err(SpecError::Invalid("reader")),
         };
@@ -289,5 +300,21 @@ mod tests {
         assert_eq!(decode(&["reader", "KeysReader", "mode", "later", "prefix", "*"]), Err(SpecError::Invalid("mode")));
         let stream = ["reader", "StreamReader", "mode", "async", "prefix", "s", "batch", "x"];
         assert_eq!(decode(&stream), Err(SpecError::Invalid("batch")));
+    }
+
+    #[test]
+    fn intervals_past_the_maximum_are_refused() {
+        let stream = |duration: &str, retry: &str| {
+            let mut fields = vec!["reader", "StreamReader", "mode", "async", "prefix", "s", "batch", "1"];
+            fields.extend(["trimStream", "1", "onFailedPolicy", "retry", "duration"]);
+            fields.extend([duration, "onFailedRetryInterval", retry]);
+            decode(&fields)
+        };
+        let (max_ms, max_s) = ((MAX_INTERVAL_SECS * 1000).to_string(), MAX_INTERVAL_SECS.to_string());
+        assert!(stream(&max_ms, &max_s).is_ok());
+        let past = (MAX_INTERVAL_SECS + 1).to_string();
+        assert_eq!(stream("0", &past), Err(SpecError::Invalid("onFailedRetryInterval")));
+        assert_eq!(stream("0", "10000000000000000000"), Err(SpecError::Invalid("onFailedRetryInterval")));
+        assert_eq!(stream(&(MAX_INTERVAL_SECS * 1000 + 1).to_string(), "1"), Err(SpecError::Invalid("duration")));
     }
 }

@@ -50,6 +50,7 @@ fn each<'a>(json: &'a Json, section: &str) -> impl Iterator<Item = (&'a str, &'a
 fn values_encode_and_decode_to_their_bytes() {
     let json = vectors();
     assert_eq!(json["max_depth"].as_u64(), Some(MAX_DEPTH as u64));
+    assert_eq!(json["max_interval_secs"].as_u64(), Some(wasmgears_abi::MAX_INTERVAL_SECS));
     for (name, v) in each(&json, "values") {
         let (expected, bytes) = (value(&v["value"]), unhex(&v["hex"]));
         assert_eq!(expected.to_bytes(), bytes, "encoding of {name}");

@@ -5,7 +5,7 @@
 
 use crate::services::LogLevel;
 use crate::state::{CreatedExecution, CreatedRegistration, Entry, HostState};
-use wasmgears_abi::{decode_args, decode_batch, CodecError, HostRequest, RegistrationSpec, Reply};
+use wasmgears_abi::{decode_args, decode_batch, CodecError, HostRequest, RegistrationSpec, Reply, MAX_INTERVAL_SECS};
 use wasmtime::{Caller, Extern, Linker, Memory};
 use wasmtime_wasi::p1;
 
@@ -206,8 +206,12 @@ fn answer(state: &mut HostState, op: HostRequest, fields: &[&[u8]]) -> Reply {
 /// when the key already exists.
 fn time_event(entry: &mut Entry, services: &dyn crate::HostServices, fields: &[&[u8]]) -> Reply {
     let seconds = match number::<u64>(fields.first()) {
-        Some(s) if s > 0 => s,
-        _ => return error("time argument must be a positive long"),
+        Some(s) if (1..=MAX_INTERVAL_SECS).contains(&s) => s,
+        _ => {
+            return Reply::Error(
+                format!("time argument must be a positive long of at most {MAX_INTERVAL_SECS} seconds").into_bytes(),
+            )
+        }
     };
     let key = (fields.get(2) == Some(&b"1".as_slice())).then(|| fields.get(1).map(|k| k.to_vec()).unwrap_or_default());
     let Some(redis) = entry.redis.as_mut() else {

@@ -17,10 +17,22 @@ pub fn set_max_reply_mb(mb: i64) {
     MAX_REPLY_BYTES.store((mb.max(1) as usize) << 20, Ordering::Relaxed);
 }
 
+/// The most bytes one reply may encode to (`SandboxMaxReplyMB`).
+pub fn max_reply_bytes() -> usize {
+    MAX_REPLY_BYTES.load(Ordering::Relaxed)
+}
+
 /// The refusal for a reply of `len` bytes, if it is over the cap.
 pub fn reply_too_large(len: usize) -> Option<String> {
-    let cap = MAX_REPLY_BYTES.load(Ordering::Relaxed);
+    let cap = max_reply_bytes();
     (len > cap).then(|| format!("reply of {len} bytes exceeds the limit of {} MB (SandboxMaxReplyMB)", cap >> 20))
+}
+
+/// The refusal for a reply whose conversion stopped once it passed the cap (so its whole
+/// size is never known, nor held).
+pub fn reply_past_cap() -> String {
+    let cap = max_reply_bytes();
+    format!("reply of more than {cap} bytes exceeds the limit of {} MB (SandboxMaxReplyMB)", cap >> 20)
 }
 
 /// Bytes of linear memory held by all live sessions (wasm heaps are invisible to Redis).

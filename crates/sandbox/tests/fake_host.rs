@@ -204,6 +204,44 @@ fn a_host_panic_poisons_the_guest_instead_of_unwinding_further() {
     assert!(matches!(again, Err(SandboxError::Poisoned(_))));
 }
 
+/// A "Redis" whose `atomic()` holds a lock (like the Redis GIL) until left or dropped, and
+/// whose commands panic.
+struct LockingRedis {
+    held: Arc<Mutex<u32>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RedisCaller for LockingRedis {
+    fn call(&mut self, _args: &[&[u8]]) -> Reply {
+        panic!("fake host bug inside atomic")
+    }
+    fn atomic(&mut self, enter: bool) {
+        *self.held.lock().unwrap() += u32::from(enter);
+    }
+    fn with_host_handle(&mut self, _f: &mut dyn FnMut(&dyn Any)) {}
+}
+
+impl Drop for LockingRedis {
+    fn drop(&mut self) {
+        *self.held.lock().unwrap() = 0; // what WorkerCaller's drop does: the lock is released
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_host_panic_inside_atomic_releases_the_callers_lock_and_poisons() {
+    let Some(fx) = fixture() else { return };
+    let (held, dropped) = (Arc::new(Mutex::new(0)), Arc::new(AtomicU64::new(0)));
+    let redis = LockingRedis { held: Arc::clone(&held), dropped: Arc::clone(&dropped) };
+    let mut guest = Guest::new(&fx.runtime).unwrap();
+    let script = b"with atomic():\n    execute('PING')\n";
+    let result = guest.exec_script(script, Box::new(redis), Vec::new(), Vec::new());
+    assert!(matches!(&result, Err(SandboxError::Host(m)) if m.contains("inside atomic")), "{:?}", result.err());
+    assert_eq!(dropped.load(Ordering::Relaxed), 1, "the entry's caller is dropped when the entry ends");
+    assert_eq!(*held.lock().unwrap(), 0, "the atomic() lock is released");
+    assert!(matches!(guest.poisoned(), Some(SandboxError::Host(_))));
+}
+
 #[test]
 fn sessions_do_not_share_globals() {
     let Some(fx) = fixture() else { return };

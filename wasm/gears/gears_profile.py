@@ -1,0 +1,54 @@
+"""Profiling of a session's entries (ProfileExecutions, RG.PYPROFILE), and the epilogue every
+profiled entry runs: the session's event loop (what the entry made ready, see gears_async)."""
+import gears_async
+import gears_encode
+import gears_host
+
+_SETTING = ["ProfileExecutions"]
+
+_profiler = None  # cProfile.Profile of this session's callbacks while ProfileExecutions is on
+
+
+def profiled(entry):
+    """Runs a host entry under the session's profiler when ProfileExecutions is set, then
+    the session's event loop (what the entry made ready: see gears_async)."""
+    def run(arg):
+        global _profiler
+        gears_async.new_entry()
+        profiler = None
+        if gears_host.config_get(_SETTING) not in (None, "0"):
+            if _profiler is None:
+                import cProfile
+                _profiler = cProfile.Profile()
+            profiler = _profiler
+            profiler.enable()
+        try:
+            out = entry(arg)
+            gears_async.after_entry()
+            return out
+        finally:
+            if profiler is not None:
+                profiler.disable()
+    run.__name__ = entry.__name__
+    return run
+
+
+def request(op, order="tottime"):
+    """RG.PYPROFILE: the stats text (STATS) or a fresh start (RESET)."""
+    global _profiler
+    if op == "reset":
+        _profiler = None
+        return gears_encode.encode_results(["OK"], [])
+    if _profiler is None:
+        return gears_encode.encode_results([], ["session has no profile stats (is ProfileExecutions on?)"])
+    import io
+    import pstats
+    out = io.StringIO()
+    try:
+        stats = pstats.Stats(_profiler, stream=out).sort_stats(order)
+    except KeyError:
+        return gears_encode.encode_results([], ["unknown sort order %s" % order])
+    stats.print_stats()
+    stats.print_callers()
+    stats.print_callees()
+    return gears_encode.encode_results([out.getvalue()], [])
