@@ -39,8 +39,9 @@ pub fn denied(ctx: &Context, args: &[RedisString]) -> Option<String> {
 /// Why ACL user `name` may not run the command `args`, if not (`execute()` of a session
 /// that runs as that user). A user that no longer exists, or is disabled, may do nothing.
 pub fn denied_for_user(ctx: &Context, name: &str, args: &[&[u8]]) -> Option<String> {
-    let args: Vec<RedisString> = args.iter().map(|a| RedisString::create(None, *a)).collect();
-    match denied_for(ctx, &RedisString::create(None, name.as_bytes()), &args) {
+    // Binary safe (a NUL in a name is refused later, by run_with).
+    let args: Vec<RedisString> = args.iter().map(|a| RedisString::create_from_slice(std::ptr::null_mut(), a)).collect();
+    match denied_for(ctx, &RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes()), &args) {
         Some(e) if e == NO_SUCH_USER => {
             Some(format!("NOPERM the user '{name}' of this session no longer exists or is disabled"))
         }
