@@ -52,6 +52,7 @@ class _Serial:
 
     def __init__(self):
         self.value, self.groups, self.busy, self.queue = None, {}, False, []
+        self.fed = False  # a record arrived (an accumulator over none emits nothing, as in 1.2)
 
 
 class Run:
@@ -250,6 +251,7 @@ def _build_accumulate(run, k, emit, f):
         state.value = value
 
     def entry(record):
+        state.fed = True
         if state.busy:
             return state.queue.append(record)
         try:
@@ -261,7 +263,12 @@ def _build_accumulate(run, k, emit, f):
         except BaseException as exc:
             return run.fail(exc)
         state.value = value
-    return entry, lambda: emit(state.value), state
+    return entry, lambda: emit(state.value) if state.fed else None, state
+
+
+def _group_key(key):
+    """RedisGears 1.2 groups by text: a key that is not a str is its repr()."""
+    return key if key.__class__ is str else repr(key)
 
 
 def _build_accumulatebykey(run, k, emit, extract, reduce):
@@ -272,7 +279,7 @@ def _build_accumulatebykey(run, k, emit, extract, reduce):
         if state.busy:
             return state.queue.append(record)
         try:
-            key = _not_async(extract(record), "extractor")
+            key = _group_key(_not_async(extract(record), "extractor"))
             value = reduce(key, groups.get(key), record)
             if _async.created is not None:
                 value, _async.created = _async.created, None
@@ -294,7 +301,7 @@ def _build_groupby(run, k, emit, extract, reduce):
 
     def entry(record):
         try:
-            key = _not_async(extract(record), "extractor")
+            key = _group_key(_not_async(extract(record), "extractor"))
         except BaseException as exc:
             return run.fail(exc)
         groups.setdefault(key, []).append(record)
