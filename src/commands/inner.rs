@@ -4,15 +4,10 @@
 
 use crate::gears::persistence::{self, SavedSession};
 use crate::gears::registrations;
-use crate::redis::flags::replicated_or_loading;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
-const INTERNAL: &str = "ERR this command is internal to RedisGears: accepted only from the replication link or the AOF";
-
 pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !replicated_or_loading(ctx) {
-        return Err(RedisError::Str(INTERNAL));
-    }
+    super::internal_only(ctx)?;
     let fields: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
     let saved = SavedSession::from_fields(&fields).ok_or(RedisError::WrongArity)?;
     persistence::restore(saved, Some(ctx.ctx));
@@ -24,9 +19,7 @@ pub fn inner_register(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 pub fn inner_unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if !replicated_or_loading(ctx) {
-        return Err(RedisError::Str(INTERNAL));
-    }
+    super::internal_only(ctx)?;
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };

@@ -6,16 +6,13 @@
 use crate::gears::saved_state;
 use crate::gears::stream_positions;
 use crate::gears::stream_registration::StreamPosition;
-use crate::redis::flags::replicated_or_loading;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn inner_stream_pos(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let [_, id, key, last_id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };
-    if !replicated_or_loading(ctx) {
-        return Err(RedisError::Str("ERR RG.INNERSTREAMPOS is only accepted from the master link or the AOF"));
-    }
+    super::internal_only(ctx)?;
     stream_positions::apply(StreamPosition {
         registration: id.to_string_lossy(),
         key: key.as_slice().to_vec(),

@@ -15,6 +15,17 @@ pub mod sessions;
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// The refusal of an internal command (RG.INNERREGISTER, RG.INNERUNREGISTER,
+/// RG.INNERSTREAMPOS) that did not come from the replication link or the AOF being loaded.
+pub fn internal_only(ctx: &Context) -> Result<(), RedisError> {
+    if crate::redis::flags::replicated_or_loading(ctx) {
+        return Ok(());
+    }
+    Err(RedisError::Str(
+        "ERR this command is internal to RedisGears: accepted only from the replication link or the AOF",
+    ))
+}
+
 /// Calls `handler`, turning a panic into an error reply.
 pub fn guarded(
     ctx: &Context,
