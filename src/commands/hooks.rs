@@ -25,11 +25,12 @@ pub fn inner_hook(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::Str(NOT_FOR_CLIENTS));
     }
     // The primary checked its client already; replicated and loading traffic has no user.
-    if !replicated_or_loading(ctx) {
+    let bypass = replicated_or_loading(ctx);
+    if !bypass {
         if let Some(denied) = acl::denied(ctx, &args[2..]) {
             return Err(RedisError::String(denied));
         }
     }
     let command: Vec<Vec<u8>> = args[2..].iter().map(|a| a.as_slice().to_vec()).collect();
-    command_hooks::run_wrapped(ctx, command)
+    command_hooks::run_wrapped(ctx, command, bypass)
 }

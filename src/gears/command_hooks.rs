@@ -10,7 +10,7 @@ use crate::gears::flows::split_results;
 use crate::gears::key_events;
 use crate::gears::registrations::{self, Target};
 use crate::redis::caller;
-use crate::redis::flags::{blocking_denied, replicated_or_loading};
+use crate::redis::flags::blocking_denied;
 use crate::redis::reply::send;
 use crate::redis::worker_context::WorkerContext;
 use crate::runtime::workers;
@@ -24,11 +24,10 @@ use wasmgears_abi::{payload, Reply};
 use wasmgears_sandbox::{CommandCtx, EntrySetup, SandboxError};
 
 /// What `RG.INNERHOOK <command> [args...]` runs: the newest hook of `command` (unless the
-/// traffic is replicated or loading), else the command itself and then the `commands=`
-/// registrations it fired.
-pub fn run_wrapped(ctx: &Context, command: Vec<Vec<u8>>) -> RedisResult {
+/// traffic is replicated or loading: `bypass`), else the command itself and then the
+/// `commands=` registrations it fired.
+pub fn run_wrapped(ctx: &Context, command: Vec<Vec<u8>>, bypass: bool) -> RedisResult {
     let name = String::from_utf8_lossy(&command[0]).to_ascii_lowercase();
-    let bypass = replicated_or_loading(ctx);
     if !bypass {
         if let Some(target) = registrations::find_hook(&name, command.get(1).map(Vec::as_slice)) {
             return run_hook(ctx, target, command);
