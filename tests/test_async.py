@@ -129,7 +129,7 @@ async def add_by(k, a, x):
     total = pyexec(r, add + "GB('PythonReader').aggregate(0, add, add).run(lambda: iter(range(10)))")
     assert total == [["45"], []]
     by = pyexec(r, add + "GB('PythonReader').aggregateby(lambda x: x % 2, 0, add_by, add_by)"
-                ".map(lambda g: (g['key'], g['value'])).sort(reverse=False).run(lambda: iter(range(10)))")
+                ".map(lambda g: (g['key'], g['value'])).sort().run(lambda: iter(range(10)))")
     assert by == [["('0', 20)", "('1', 25)"], []]  # group keys are text, as in RedisGears 1.2
 
 

@@ -45,7 +45,7 @@ def worker(port, n, stop, stats, errors):
             elif kind == 3:
                 stats["incrs"][n] = c.incr("plain:%d" % n)
             elif kind == 4:
-                res = c.execute_command("RG.PYEXECUTE", "GB('PythonReader').run(lambda: %d)" % i)
+                res = c.execute_command("RG.PYEXECUTE", "GB('PythonReader').run(lambda: iter([%d]))" % i)
                 assert res == [[str(i)], []]
             else:  # a trigger whose record waits on the session's event loop
                 assert c.execute_command("RG.TRIGGER", "double_async", i) == [2 * i]

@@ -41,7 +41,7 @@ def test_requirements_import_from_the_wheelhouse(wheel_server):
     [s] = r.execute_command("RG.PYDUMPSESSIONS")
     assert sorted(dict(zip(s[::2], s[1::2]))["requirements"]) == ["solo", "tinylib"]
     # pinned version
-    assert pyexec(r, "import tinylib\nGB('PythonReader').run(lambda: tinylib.VERSION)",
+    assert pyexec(r, "import tinylib\nGB('PythonReader').run(lambda: iter([tinylib.VERSION]))",
                   "REQUIREMENTS", "tinylib==1.0") == [["1.0"], []]
     # other sessions do not see them
     assert "No module named 'tinylib'" in pyexec_err(r, "import tinylib")

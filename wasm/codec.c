@@ -77,6 +77,7 @@ int codec_put_batch(codec_buf *b, PyObject *commands) {
 typedef struct {
     const uint8_t *p, *end;
     PyObject *error_type;
+    int error_depth; /* error replies nested this deep or deeper are text */
 } reader;
 
 static PyObject *truncated(void) {
@@ -108,7 +109,7 @@ static PyObject *decode(reader *r, int depth) {
         if (take(r, &n, 4) < 0 || (size_t)(r->end - r->p) < n) return truncated();
         const uint8_t *s = r->p;
         r->p += n;
-        if (tag != '-') return text(s, n);
+        if (tag != '-' || depth >= r->error_depth) return text(s, n);
         PyObject *msg = PyUnicode_DecodeUTF8((const char *)s, n, "replace");
         if (!msg) return NULL;
         PyObject *err = PyObject_CallOneArg(r->error_type, msg);
@@ -144,8 +145,8 @@ static PyObject *decode(reader *r, int depth) {
     }
 }
 
-PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type) {
-    reader r = {data, data + len, error_type};
+PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type, int error_depth) {
+    reader r = {data, data + len, error_type, error_depth};
     PyObject *value = decode(&r, 0);
     if (value && r.p != r.end) {
         Py_DECREF(value);

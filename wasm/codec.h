@@ -30,7 +30,14 @@ int codec_put_batch(codec_buf *buf, PyObject *commands);
 
 /* Decodes a reply into Python objects: bulk/status -> str (bytearray if not UTF-8),
  * integer -> int, double -> float, null -> None, array -> list. An error reply at the top
- * level raises `error_type`; nested error replies become its instances. */
-PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type);
+ * level raises `error_type`; one nested less than `error_depth` deep becomes its instance, a
+ * deeper one its text (as RedisGears 1.2's replyToPyList gives nested errors: str). */
+PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type, int error_depth);
+
+/* error_depth for: a request's reply (nested errors are text), a batch's (each command's own
+ * error reply an error instance), the self-test's decode (errors at any depth instances). */
+#define CODEC_ERRORS_TOP 1
+#define CODEC_ERRORS_BATCH 2
+#define CODEC_ERRORS_ALL 0x7fffffff
 
 #endif

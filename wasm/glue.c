@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "gears_dict.h"
 
 #define EXPORT(name) __attribute__((export_name(name)))
 #define IMPORT(name) __attribute__((import_module("gears"), import_name(name)))
@@ -28,7 +29,7 @@ EXPORT("gears_free") void gears_free(void *p) { free(p); }
 /* ---- _gears_host: the host import, and the codec for the self-test --------------------- */
 
 /* Sends an encoded request to the host and decodes the reply it allocated for us. */
-static PyObject *exchange(uint32_t op, codec_buf *request) {
+static PyObject *exchange(uint32_t op, codec_buf *request, int error_depth) {
     uint8_t *reply = NULL;
     uint32_t reply_len = 0;
     int32_t rc = host(op, request->data, (uint32_t)request->len, &reply, &reply_len);
@@ -37,7 +38,7 @@ static PyObject *exchange(uint32_t op, codec_buf *request) {
         free(reply);
         return PyErr_Format(PyExc_MemoryError, "the reply did not fit in the sandbox");
     }
-    PyObject *value = codec_reply_to_python(reply, reply_len, gears_error);
+    PyObject *value = codec_reply_to_python(reply, reply_len, gears_error, error_depth);
     free(reply);
     return value;
 }
@@ -60,7 +61,7 @@ static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_s
     if (parse_op(args, nargs, "request", &op) < 0) return NULL;
     codec_buf buf = {0};
     if (codec_put_args(&buf, args[1]) < 0) { free(buf.data); return NULL; }
-    return exchange(op, &buf);
+    return exchange(op, &buf, CODEC_ERRORS_TOP);
 }
 
 /* request_batch(op, commands): several commands under one acquisition of the Redis lock;
@@ -70,7 +71,7 @@ static PyObject *host_module_request_batch(PyObject *self, PyObject *const *args
     if (parse_op(args, nargs, "request_batch", &op) < 0) return NULL;
     codec_buf buf = {0};
     if (codec_put_batch(&buf, args[1]) < 0) { free(buf.data); return NULL; }
-    return exchange(op, &buf);
+    return exchange(op, &buf, CODEC_ERRORS_BATCH);
 }
 
 /* The codec alone, for the self-test: decode(bytes) -> objects; encode_args(list) -> bytes;
@@ -78,7 +79,7 @@ static PyObject *host_module_request_batch(PyObject *self, PyObject *const *args
 static PyObject *host_module_decode(PyObject *self, PyObject *data) {
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *value = codec_reply_to_python(view.buf, (uint32_t)view.len, gears_error);
+    PyObject *value = codec_reply_to_python(view.buf, (uint32_t)view.len, gears_error, CODEC_ERRORS_ALL);
     PyBuffer_Release(&view);
     return value;
 }
@@ -116,6 +117,7 @@ static PyObject *init_host_module(void) {
     if (!m) return NULL;
     gears_error = PyErr_NewException("gears.error", NULL, NULL);
     if (!gears_error || PyModule_AddObjectRef(m, "error", gears_error) < 0) return NULL;
+    if (gears_dict_add_type(m) < 0) return NULL;
     return m;
 }
 

@@ -240,7 +240,8 @@ pub fn apply(
     for s in &staged {
         if let ReaderSpec::Command { trigger: Some(trigger), .. } = &s.spec.reader {
             if reg.values().any(|(_, r)| r.trigger() == Some(trigger.as_str()) && !replaced(r)) {
-                return Err(format!("trigger {trigger} already registered"));
+                // RedisGears 1.2's words (command_reader.c), without the name.
+                return Err("trigger already registered".to_string());
             }
         }
     }

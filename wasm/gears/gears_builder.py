@@ -13,20 +13,32 @@ import gears_readers
 
 error = gears_host.error
 
-# (type shown by RG.GETEXECUTION, C callback name RedisGears shows) per step kind.
-_STEP_INFO = {
-    "map": ("map", "RedisGearsPy_PyCallbackMapper"),
-    "topyrecord": ("map", "RedisGearsPy_ToPyRecordMapper"),
-    "flatmap": ("flatmap", "RedisGearsPy_PyCallbackFlatMapper"),
-    "filter": ("filter", "RedisGearsPy_PyCallbackFilter"),
-    "foreach": ("foreach", "RedisGearsPy_PyCallbackForEach"),
-    "accumulate": ("accumulate", "RedisGearsPy_PyCallbackAccumulate"),
-    "accumulatebykey": ("accumulatebykey", "RedisGearsPy_PyCallbackAccumulateByKey"),
-    "limit": ("limit", "Limit"),
-    "collect": ("collect", "Collect"),
-    "repartition": ("repartition", "RedisGearsPy_PyCallbackExtractor"),
-    "groupby": ("reduce", "RedisGearsPy_PyCallbackReducer"),
+# The steps RedisGears 1.2 builds for each of ours, as RG.GETEXECUTION shows them: (type, name,
+# whether the step's arg is ours). The first is the one that runs our step's callback
+# (execution_plan.h STEP_TYPES; redisgears_python.c: flatmap is a map plus a flatmap, groupby an
+# extractkey, repartition, accumulatebykey and a map back to a Python record, ...).
+_PLAN = {
+    "topyrecord": [("map", "RedisGearsPy_ToPyRecordMapper", False)],
+    "map": [("map", "RedisGearsPy_PyCallbackMapper", True)],
+    "flatmap": [("map", "RedisGearsPy_PyCallbackFlatMapper", True), ("flatmap", "flatmap", False)],
+    "filter": [("filter", "RedisGearsPy_PyCallbackFilter", True)],
+    "foreach": [("foreach", "RedisGearsPy_PyCallbackForEach", True)],
+    "accumulate": [("accumulate", "RedisGearsPy_PyCallbackAccumulate", True)],
+    "localaccumulatebykey": [("accumulatebykey", "RedisGearsPy_PyCallbackAccumulateByKey", True),
+                             ("map", "RedisGearsPy_ToPyRecordMapper", False)],
+    "accumulatebykey": [("accumulatebykey", "RedisGearsPy_PyCallbackAccumulateByKey", True),
+                        ("map", "RedisGearsPy_ToPyRecordMapper", False)],
+    "limit": [("limit", "limit", False)],
+    "collect": [("collect", "collect", False)],
+    "repartition": [("map", "GetValueMapper", False)],
+    "groupby": [("reduce", "RedisGearsPy_PyCallbackReducer", True), ("map", "RedisGearsPy_ToPyRecordMapper", False)],
 }
+# Steps 1.2 puts before the one that runs the callback: the key extraction (and the move).
+_BEFORE = {"accumulatebykey": [("extractkey", "RedisGearsPy_PyCallbackExtractor", True), ("repartition", "repartition", False)],
+           "localaccumulatebykey": [("extractkey", "RedisGearsPy_PyCallbackExtractor", True)],
+           "repartition": [("extractkey", "RedisGearsPy_PyCallbackExtractor", True), ("repartition", "repartition", False)],
+           "groupby": [("extractkey", "RedisGearsPy_PyCallbackExtractor", True), ("repartition", "repartition", False),
+                       ("group", "group", False)]}
 
 
 def _check_function(op, func, nargs):
@@ -93,12 +105,13 @@ class GearsBuilder:
 
     @_operation(2)
     def localgroupby(self, e, r):
-        return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
+        return self._add("localaccumulatebykey", _check_function("groupby extractor", e, 1),
+                         _check_function("groupby reducer", r, 3))
 
     @_operation(1, 1)
     def limit(self, length, start=0):
         if not isinstance(length, int) or not isinstance(start, int):
-            raise error("limit arguments must be integers")
+            raise error("limit argument must be a number")
         return self._add("limit", length, start)
 
     # ---- global operations (standalone: local) ----------------------------------------
@@ -112,36 +125,40 @@ class GearsBuilder:
 
     @_operation(2)
     def groupby(self, e, r):
-        return self._add("accumulatebykey", _check_function("extractor", e, 1), _check_function("reducer", r, 3))
+        return self._add("accumulatebykey", _check_function("groupby extractor", e, 1),
+                         _check_function("groupby reducer", r, 3))
 
     @_operation(2)
     def batchgroupby(self, e, r):
-        return self._add("groupby", _check_function("extractor", e, 1), _check_function("reducer", r, 2))
+        return self._add("groupby", _check_function("batchgroupby extractor", e, 1),
+                         _check_function("batchgroupby reducer", r, 2))
 
-    # ---- sugar, as RedisGears builds it -----------------------------------------------
+    # ---- sugar, as RedisGears 1.2 builds it (GearsBuilder.py) --------------------------
+    # Its accumulators start over from `zero` whenever they are falsy (`a if a else zero`).
     @_operation(3)
     def aggregate(self, z, seqOp, combOp):
         _check_function("aggregate", seqOp, 2)
         _check_function("aggregate", combOp, 2)
-        self.accumulate(lambda a, r: seqOp(copy.deepcopy(z) if a is None else a, r))
+        self.accumulate(lambda a, r: seqOp(a if a else copy.deepcopy(z), r))
         self.collect()
-        return self.accumulate(lambda a, r: combOp(copy.deepcopy(z) if a is None else a, r))
+        return self.accumulate(lambda a, r: combOp(a if a else copy.deepcopy(z), r))
 
     @_operation(4)
     def aggregateby(self, e, z, seqOp, combOp):
         _check_function("aggregateby", seqOp, 3)
         _check_function("aggregateby", combOp, 3)
-        self.localgroupby(e, lambda k, a, r: seqOp(k, copy.deepcopy(z) if a is None else a, r))
-        return self.groupby(lambda r: r["key"],
-                            lambda k, a, r: combOp(k, copy.deepcopy(z) if a is None else a, r["value"]))
+        self.localgroupby(lambda x: e(x), lambda k, a, r: seqOp(k, a if a else copy.deepcopy(z), r))
+        return self.groupby(lambda r: r["key"], lambda k, a, r: combOp(k, a if a else copy.deepcopy(z), r["value"]))
 
     @_operation(0)
     def count(self):
-        return self.aggregate(0, lambda a, r: a + 1, lambda a, r: a + r)
+        self.accumulate(lambda a, r: 1 + (a if a else 0))
+        self.collect()
+        return self.accumulate(lambda a, r: r + (a if a else 0))
 
     @_operation(0, 1)
     def countby(self, extractor=lambda x: x):
-        return self.aggregateby(extractor, 0, lambda k, a, r: a + 1, lambda k, a, r: a + r)
+        return self.aggregateby(extractor, 0, lambda k, a, r: 1 + a, lambda k, a, r: r + a)
 
     @_operation(0, 1)
     def avg(self, extractor=lambda x: float(x)):
@@ -151,13 +168,15 @@ class GearsBuilder:
 
     @_operation(0)
     def distinct(self):
-        self.aggregate(set(), lambda a, r: a | {r}, lambda a, r: a | r)
+        self.aggregate(set(), lambda a, r: a | set([r]), lambda a, r: a | r)
         return self.flatmap(lambda x: list(x))
 
     @_operation(0, 1)
     def sort(self, reverse=True):
+        """flatmap emits a list last item first, so the default (reverse=True) is ascending."""
         self.aggregate([], lambda a, r: a + [r], lambda a, r: a + r)
-        return self.flatmap(lambda x: sorted(x, reverse=reverse))
+        self.map(lambda r: sorted(r, reverse=reverse))
+        return self.flatmap(lambda r: r)
 
     # ---- running ------------------------------------------------------------------------
     def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
@@ -168,13 +187,13 @@ class GearsBuilder:
         mode = kwargs.pop("mode", "async")
         if mode not in ("async", "async_local"):
             raise error("unknown execution mode")
-        arg = self.defaultArg if arg is None else arg
+        arg = arg if arg else self.defaultArg  # as 1.2: a falsy argument is the default one
         if self.reader == "PythonReader":
             if arg is None:
                 raise error("python reader function is not given")
             if not isinstance(arg, types.FunctionType):
                 raise error("pyreader argument must be a function")
-        elif not isinstance(arg, str):
+        elif not isinstance(arg, str) and not (self.reader == "StreamReader" and isinstance(arg, bytes)):
             raise error("%s argument must be a string" % self.reader)
         steps = list(self.steps)
         if convertToStr:
@@ -223,16 +242,18 @@ class GearsBuilder:
 _KEY_TYPES = ("string", "hash", "list", "set", "zset", "stream", "module", "empty")
 
 
-def _names(value, what):
-    """A list of names as the spec sends it (comma-joined; None: the field is left out)."""
+def _names(value, plural, singular):
+    """A list of names as the spec sends it (comma-joined; None: the field is left out),
+    checked with 1.2's words (keys_reader.c). Any iterable will do, a str too (its letters)."""
     if value is None:
         return None
-    if isinstance(value, str) or not hasattr(value, "__iter__"):
-        raise error("%s must be a list of strings" % what)
-    names = [v for v in value]
+    try:
+        names = list(value)
+    except TypeError:
+        raise error("given %s is not iterable" % plural) from None
     if not all(isinstance(n, str) for n in names):
-        raise error("%s must be a list of strings" % what)
-    return ",".join(names)
+        raise error("given %s is not string" % singular)
+    return names
 
 
 # Commands a hook or commands= may not wrap: transactions, scripts, connection state, ours.
@@ -261,22 +282,21 @@ def _keys_registration(prefix, mode, kwargs):
     prefix = kwargs.pop("regex", prefix)
     if not isinstance(prefix, str):
         raise error("regex argument must be a string")
-    commands = kwargs.pop("commands", None)
+    commands = _names(kwargs.pop("commands", None), "commands", "command type")
     if commands is not None:
-        if isinstance(commands, str) or not hasattr(commands, "__iter__"):
-            raise error("commands argument must be a list of strings")
-        commands = ",".join(_check_hookable(c, "commands argument") for c in commands)
-    event_types = _names(kwargs.pop("eventTypes", None), "eventTypes")
-    key_types = _names(kwargs.pop("keyTypes", None), "keyTypes")
-    if key_types is not None and any(t not in _KEY_TYPES for t in key_types.lower().split(",") if t):
+        commands = [_check_hookable(c, "commands argument") for c in commands]
+    event_types = _names(kwargs.pop("eventTypes", None), "eventTypes", "event type")
+    key_types = _names(kwargs.pop("keyTypes", None), "keyTypes", "key type")
+    if key_types is not None and any(t not in _KEY_TYPES for t in key_types):  # 1.2: strcmp
         raise error("unknown key type")
     read_value = kwargs.pop("readValue", True)
     if not isinstance(read_value, bool):
-        raise error("readValue argument must be a boolean")
+        raise error("readValue is not boolean")
     spec = {"prefix": prefix, "readValue": "1" if read_value else "0"}
+    # Kept as given (1.2 dumps them so; events match without regard to case).
     for name, names in (("eventTypes", event_types), ("keyTypes", key_types), ("commands", commands)):
         if names is not None:
-            spec[name] = names.lower()
+            spec[name] = ",".join(names)
     return spec
 
 
@@ -370,15 +390,26 @@ class Flow:
         if self._spare is None and not run.cancelled:
             self._spare = run
 
-    def plan(self):
-        """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ..."""
-        described = [("reader", self.reader, str(self.arg))]
+    def _plan_steps(self):
+        """(type, name, arg, is_the_step_that_runs) per 1.2 step, in flow order."""
+        out = []
         for kind, *args in self.steps:
-            step_type, name = _STEP_INFO[kind]
-            described.append((step_type, name, str(args[0]) if args else ""))
-        return [field for step in reversed(described) for field in step]
+            callbacks = iter(args)
+            for step_type, name, takes_arg in _BEFORE.get(kind, ()):
+                out.append((step_type, name, str(next(callbacks)) if takes_arg else "", False))
+            for j, (step_type, name, takes_arg) in enumerate(_PLAN[kind]):
+                arg = next(callbacks, "") if takes_arg else ""
+                out.append((step_type, name, str(arg) if takes_arg else "", j == 0))
+        return out
 
-    @staticmethod
-    def step_durations_ms(timings):
-        """Per-stage own time in ms, in plan order (last step first, reader last)."""
-        return [int(max(t, 0.0) * 1000) for t in reversed(timings)]
+    def plan(self):
+        """Step descriptions for RG.GETEXECUTION, last step first: [type, name, arg] ... (as
+        1.2, the reader is not a step)."""
+        return [field for step in reversed(self._plan_steps()) for field in step[:3]]
+
+    def step_durations_ms(self, timings):
+        """Per plan step its own time in ms, in plan order, then the reader's: our step's time
+        goes to the 1.2 step that runs its callback (the others show 0)."""
+        ours = iter(timings[1:])
+        durations = [int(max(next(ours), 0.0) * 1000) if runs else 0 for *_, runs in self._plan_steps()]
+        return list(reversed(durations)) + [int(max(timings[0], 0.0) * 1000)]

@@ -18,12 +18,12 @@ def encode_record(record, out, depth=0):
         data = record.encode("utf-8", "surrogatepass")
         if len(record) > 1 and record[0] == "+":
             _tagged(out, b"+", data[1:])
-        elif record.startswith("-"):
+        elif len(record) > 1 and record[0] == "-":
             _tagged(out, b"-", data[1:])
         else:
             _tagged(out, b"$", data)
-    elif isinstance(record, (bytes, bytearray)):
-        _tagged(out, b"$", bytes(record))
+    elif isinstance(record, bytes):  # 1.2 (PythonRecord_SendReply): bytes only; a bytearray
+        _tagged(out, b"$", record)  # is a "PY RECORD" like any other object
     elif isinstance(record, int):
         if _I64_MIN <= record <= _I64_MAX:
             out.append(b":" + struct.pack("<q", record))

@@ -6,6 +6,13 @@ from gears_abi import HOST_REQUESTS
 
 error = _gears_host.error  # gears.error: a Redis error reply
 
+
+class flat_error(Exception):
+    """gears.flat_error: reported verbatim, without a traceback."""
+
+
+flat_error.__module__ = "gears"
+
 call = partial(_gears_host.request, HOST_REQUESTS["call"])  # call([cmd, args...]) -> reply
 call_batch = partial(_gears_host.request_batch, HOST_REQUESTS["call_batch"])  # [[cmd, ...], ...]
 config_get = partial(_gears_host.request, HOST_REQUESTS["config_get"])  # config_get([name]) -> str | None

@@ -7,6 +7,8 @@ Without async callbacks a run ends within the `feed` call that starts it.
 
 Whatever a callback raises, `sys.exit()` and KeyboardInterrupt included (BaseException), is
 an error of its record: it never escapes the entry (which would make the session unusable).
+As in RedisGears 1.2 (execution_plan.c: the reader is only pulled while `ep->errors` is
+empty), the first error stops the reading: records already on their way still finish.
 
 Each step is a closure that takes one record and hands its output to the next step's closure:
 no per-record dispatch, and no generator frames (this is the hot loop of every flow).
@@ -15,6 +17,7 @@ import asyncio
 import time
 import types
 
+import _gears_host
 import gears_async
 
 error = gears_async.error
@@ -127,7 +130,7 @@ class Run:
 
     def reset(self, errors):
         """A run that has ended, ready for new input (its results list is emptied)."""
-        self.errors, self.done = errors, False
+        self.errors, self.done, self.saturated = errors, False, False
         self.results.clear()
         if self.ended[0]:  # it waited last time: its end-of-input state and callbacks go too
             self.ended = [False] * len(self.ended)
@@ -136,6 +139,7 @@ class Run:
 
     def fail(self, exc):
         _async.created = None
+        self.saturated = True  # RedisGears 1.2: no record is read after an error
         self.errors.append(self.format_error(exc, exc.__traceback__))
 
     # ---- waiting ----------------------------------------------------------------------
@@ -227,9 +231,11 @@ def _build_map(run, k, emit, f):
 
 
 def _build_flatmap(run, k, emit, f):
+    # RedisGears 1.2 pops a list's items from its end (ExecutionPlan_FlatMapNextRecord:
+    # RedisGears_ListRecordPop), so they go on last first.
     def expand(record, value):
         if isinstance(value, list):
-            for v in value:
+            for v in reversed(value):
                 emit(v)
         else:
             emit(value)
@@ -261,6 +267,7 @@ def _build_accumulate(run, k, emit, f):
             if value.__class__ in _WAITS:
                 return run.park(k, value, store, state)
         except BaseException as exc:
+            state.value, state.fed = None, False  # 1.2 frees the accumulator on an error
             return run.fail(exc)
         state.value = value
     return entry, lambda: emit(state.value) if state.fed else None, state
@@ -272,26 +279,36 @@ def _group_key(key):
 
 
 def _build_accumulatebykey(run, k, emit, extract, reduce):
+    """Groups come out in the order of RedisGears 1.2's C dict of them (GearsDict)."""
     state = _Serial()
     groups = state.groups
+    order = _gears_host.GearsDict()
 
     def entry(record):
         if state.busy:
             return state.queue.append(record)
+        key = None
         try:
             key = _group_key(_not_async(extract(record), "extractor"))
+            new = not order.find(key)
             value = reduce(key, groups.get(key), record)
             if _async.created is not None:
                 value, _async.created = _async.created, None
+            if new:
+                order.add(key)
             if value.__class__ in _WAITS:
                 return run.park(k, value, lambda v: groups.__setitem__(key, v), state)
         except BaseException as exc:
+            if key is not None:  # 1.2 drops the group whose reducer failed
+                groups.pop(key, None)
+                order.delete(key)
             return run.fail(exc)
         groups[key] = value
 
     def finish():
-        for key, value in groups.items():
-            emit({"key": key, "value": value})
+        for key in order.keys():
+            if key in groups:
+                emit({"key": key, "value": groups[key]})
     return entry, finish, state
 
 
@@ -306,8 +323,8 @@ def _build_groupby(run, k, emit, extract, reduce):
             return run.fail(exc)
         groups.setdefault(key, []).append(record)
 
-    def finish():
-        for key, records in groups.items():
+    def finish():  # 1.2 pops its groups from the end: the last seen comes out first
+        for key, records in reversed(groups.items()):
             try:
                 value = _not_async(reduce(key, records), "reducer")
             except BaseException as exc:
@@ -318,17 +335,22 @@ def _build_groupby(run, k, emit, extract, reduce):
 
 
 def _build_limit(run, k, emit, length, start):
+    """records[start:start + length], with 1.2's size_t arithmetic (LimitNextRecord): a
+    negative length is no limit, a negative start passes nothing."""
+    start, end = start % (1 << 64), (start + length) % (1 << 64)
     seen = [0]
 
     def entry(record):
-        seen[0] += 1
-        if seen[0] >= start + length:
-            run.saturated = True
-        if start < seen[0] <= start + length:
+        index = seen[0]
+        seen[0] = index + 1
+        if start <= index < end:
             emit(record)
+        if index + 1 >= end:
+            run.saturated = True
     return entry, None, None
 
 
 _BUILD = {"map": _build_map, "flatmap": _build_flatmap, "filter": _build_filter, "foreach": _build_foreach,
-          "accumulate": _build_accumulate, "accumulatebykey": _build_accumulatebykey, "groupby": _build_groupby,
+          "accumulate": _build_accumulate, "accumulatebykey": _build_accumulatebykey,
+          "localaccumulatebykey": _build_accumulatebykey, "groupby": _build_groupby,
           "limit": _build_limit}

@@ -2,9 +2,14 @@
 
 Keys are read through the host in batches: one SCAN, one batch of TYPE calls and one batch
 of value reads per ~1000 keys, each batch under one acquisition of the Redis lock.
+
+Records are dicts whose keys come in the order RedisGears 1.2 lists them (its C dict of them,
+see gears_dict.c): `event, key, type, value` for keys, `key, id, value` for stream entries,
+a hash's fields in the order of their hashes.
 """
 import types
 
+import _gears_host
 import gears_host
 
 error = gears_host.error
@@ -31,9 +36,9 @@ def name(value):
     return bytes(value) if isinstance(value, bytearray) else value
 
 
-def field_dict(flat):
-    """[field, value, ...] (HGETALL, a stream entry) as a dict."""
-    return {name(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+# [field, value, ...] (HGETALL, a stream entry) as a dict in 1.2's order; a field name that is
+# not UTF-8 is bytes (see name()).
+field_dict = _gears_host.field_dict
 
 
 def _convert_value(type_name, reply):
@@ -44,17 +49,14 @@ def _convert_value(type_name, reply):
     return reply
 
 
-def _key_batches(pattern, no_scan, count=SCAN_COUNT, type_filter=None):
+def _key_batches(pattern, no_scan, count=SCAN_COUNT):
     """Lists of key names matching a glob (or exactly `pattern` with no_scan)."""
     if no_scan:
-        if gears_host.call(["EXISTS", pattern]):
-            yield [pattern]
+        yield [pattern]  # as 1.2: a missing key is still read (its type is 'empty')
         return
     cursor, seen = "0", set()
     while True:
         command = ["SCAN", cursor, "MATCH", pattern, "COUNT", str(count)]
-        if type_filter:
-            command += ["TYPE", type_filter]
         cursor, keys = gears_host.call(command)
         keys = [name(k) for k in keys]
         fresh = [k for k in keys if k not in seen]  # SCAN may repeat keys while rehashing
@@ -69,7 +71,7 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
     for keys in _key_batches(pattern, noScan):
         if not readValue:
             for key in keys:
-                yield {"key": key, "event": None}
+                yield {"event": None, "key": key}
             continue
         kinds = gears_host.call_batch([["TYPE", k] for k in keys])
         commands = [_value_command(k, t) for k, t in zip(keys, kinds)]
@@ -77,40 +79,49 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
         for key, kind, command in zip(keys, kinds, commands):
             type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
             value = _convert_value(kind, next(values)) if command else None
-            yield {"key": key, "value": value, "type": type_name, "event": None}
+            yield {"event": None, "key": key, "type": type_name, "value": value}
 
 
 def key_event_record(key, event, read_value):
     """The record a KeysReader registration gets for one keyspace event."""
     if not read_value:
-        return {"key": key, "event": event}
+        return {"event": event, "key": key}
     [kind] = gears_host.call_batch([["TYPE", key]])
     command = _value_command(key, kind)
     value = _convert_value(kind, gears_host.call_batch([command])[0]) if command else None
     type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
-    return {"key": key, "value": value, "type": type_name, "event": event}
+    return {"event": event, "key": key, "type": type_name, "value": value}
 
 
 def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerator=None, **_):
     if patternGenerator is not None:
         pattern, noScan = patternGenerator()
+    if noScan:  # 1.2's createKeysOnlyReader: the name only if the key exists
+        if gears_host.call(["EXISTS", pattern]) == 1:
+            yield pattern
+        return
     for keys in _key_batches(pattern, noScan, count):
         yield from keys
 
 
-def stream_reader(pattern="*", fromId="0-0", **_):
-    has_glob = any(c in pattern for c in "*?[")
-    streams = (k for batch in _key_batches(pattern, False, type_filter="stream") for k in batch) \
-        if has_glob else [pattern]
-    for stream in streams:
-        start = fromId
-        while True:
-            entries = gears_host.call(["XRANGE", stream, start, "+", "COUNT", str(SCAN_COUNT)])
-            if isinstance(entries, error) or not entries:
-                break
-            for entry_id, fields in entries:
-                yield {"key": stream, "id": entry_id, "value": field_dict(fields)}
-            start = "(" + entries[-1][0]
+def stream_reader(key="*", fromId="0-0", **_):
+    """As 1.2's run() of a StreamReader (streams_reader.c): XREAD of the one stream named
+    `key` (literally: no pattern) after `fromId` (exclusive) to its end; a Redis error
+    (a bad id, not a stream) is the run's error, in Redis' own words."""
+    if not isinstance(fromId, str):
+        raise error("fromId argument must be a string")
+    after = fromId
+    while True:
+        try:
+            reply = gears_host.call(["XREAD", "COUNT", str(SCAN_COUNT), "STREAMS", key, after])
+        except error as exc:
+            raise gears_host.flat_error(str(exc)) from None
+        if not reply or not reply[0][1]:
+            return
+        entries = reply[0][1]
+        for entry_id, fields in entries:
+            yield {"key": key, "id": entry_id, "value": field_dict(fields)}
+        after = entries[-1][0]
 
 
 def python_reader(func=None, **_):
@@ -118,11 +129,20 @@ def python_reader(func=None, **_):
         raise error("python reader function is not given")
     if not isinstance(func, types.FunctionType):
         raise error("pyreader argument must be a function")
+    # As 1.2's PythonReader_Next: a None record ends the reading; a generator's values are
+    # the records; any other value is the record of each pull, the function called again for
+    # the next (endless without a limit()). Unlike 1.2, other iterators are iterated too
+    # (1.2 repeats the iterator object itself forever).
     result = func()
     if isinstance(result, types.GeneratorType) or hasattr(result, "__next__"):
-        yield from result
-    else:
+        for record in result:
+            if record is None:
+                return
+            yield record
+        return
+    while result is not None:
         yield result
+        result = func()
 
 
 def shards_id_reader(*_, **__):

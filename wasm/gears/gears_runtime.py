@@ -26,11 +26,8 @@ class forcestopped(Exception):
     """gears.forcestopped: the execution was aborted."""
 
 
-class flat_error(Exception):
-    """gears.flat_error: reported verbatim, without a traceback."""
-
-
-forcestopped.__module__ = flat_error.__module__ = "gears"
+flat_error = gears_host.flat_error
+forcestopped.__module__ = "gears"
 
 _LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
 
@@ -42,15 +39,41 @@ def execute(command, *args):
     parts = [command]
     for arg in args:
         parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
-    return gears_host.call(parts)
+    try:
+        return gears_host.call(parts)
+    except error as exc:
+        raise error(_refusal_text(str(exc))) from None
 
 
-def log(msg, level="notice"):
-    """Writes `GEARS: <msg>` to the Redis log."""
+# RedisGears 1.2 calls without RM_Call's "E" flag: a command Redis refuses before running it
+# gives no reply, and 1.2 raises strerror(errno) instead (redisgears_python.c executeCommand).
+_REFUSALS = (("ERR unknown command", "No such file or directory"),  # ENOENT
+             ("ERR unknown subcommand", "No such file or directory"),
+             ("ERR wrong number of arguments", "Invalid argument"))  # EINVAL
+
+
+def _refusal_text(text):
+    for prefix, words in _REFUSALS:
+        if text.startswith(prefix):
+            return words
+    return text
+
+
+def log(*args, **kwargs):
+    """log(msg, level='notice'): writes `GEARS: <msg>` to the Redis log. As in 1.2, two
+    positional arguments are the older (level, msg)."""
+    if not args:
+        raise error("log function must get a log message as input")
+    if len(args) >= 2:
+        level, msg = args[0], args[1]
+    else:
+        msg, level = args[0], kwargs.get("level", "notice")
     if not isinstance(msg, str):
-        raise error("log message must be a string")
+        raise error("Log message must be a string")
+    if not isinstance(level, str):
+        raise error("Log level must be a sting (debug/verbose/notice/warning)")
     if level not in _LOG_LEVELS:
-        raise error("unknown log level %s" % level)
+        raise error("Log level should be one of the following : debug,verbose,notice,warning")
     gears_host.request("log", str(_LOG_LEVELS[level]), msg)
 
 
@@ -88,7 +111,8 @@ def hashtag():
 
 
 def flatError(msg):
-    return flat_error(msg)
+    """Raises gears.flat_error(msg) (1.2's C flatError raises; `raise flat_error(m)` works too)."""
+    raise flat_error(msg)
 
 
 def registerTE(seconds, callback, keyName=None):
@@ -158,9 +182,25 @@ sys.modules["redisgears"] = redisgears
 
 
 def _base_globals():
-    g = {
+    # What 1.2's saved globals hold besides its API: the modules its GearsBuilder.py and
+    # cloudpickle import, which scripts use without importing them (`__name__` is "not_main").
+    import copy
+    import functools
+    import importlib
+    import io
+    import itertools
+    import operator
+    import pickle
+    import struct
+    import weakref
+    g = {name: module for name, module in (
+        ("sys", sys), ("io", io), ("types", types), ("pickle", pickle), ("struct", struct),
+        ("itertools", itertools), ("operator", operator), ("traceback", traceback), ("weakref", weakref),
+        ("importlib", importlib), ("copy", copy))}
+    g.update(partial=functools.partial, Future=asyncio.Future)
+    g.update({
         "__builtins__": builtins,
-        "__name__": "__main__",
+        "__name__": "not_main",
         "GearsBuilder": gears_builder.GearsBuilder,
         "GB": gears_builder.GearsBuilder,
         "execute": execute,
@@ -179,7 +219,7 @@ def _base_globals():
         "Log": _deprecated("Log", log),
         "ConfigGet": _deprecated("ConfigGet", configGet),
         "GearsConfigGet": _deprecated("GearsConfigGet", gearsConfigGet),
-    }
+    })
     g.update(gearsFuture=gears_async.gearsFuture, isAsyncAllow=gears_async.async_allowed,
              createFuture=gears_async.createFuture, setFutureResults=gears_async.setFutureResults,
              setFutureException=gears_async.setFutureException, runCoroutine=gears_async.runCoroutine,
@@ -249,9 +289,13 @@ def _exec_script(source):
             exec(code, session_globals)
         finally:
             _in_script = False
-        for _, on_registered in _staged:
+        for registration_id, on_registered in _staged:
             if on_registered is not None:
-                on_registered()
+                try:
+                    on_registered()
+                except BaseException as exc:  # 1.2 (RedisGearsPy_OnRegistered) only logs it
+                    log("Failed calling onRegistered for %s: %s" % (registration_id, format_error(exc, None)),
+                        level="warning")
         gears_async.after_entry()
         return None
     except BaseException as exc:

@@ -118,4 +118,41 @@ def check(vectors_json, codec=None):
     for v in vectors["batches"]:
         commands = [[bytes.fromhex(a) for a in c] for c in v["commands"]]
         expect("C encode_batch " + v["name"], host.encode_batch(commands).hex(), v["hex"])
+    _check_gears_dict(host, expect)
     return failures
+
+
+# RedisGears 1.2's C dict orders, as its published outputs show them (docs/fidelity-audit.md,
+# appendix): record fields (set: find, delete, add) and groups (find, then add when new).
+_FIELD_ORDERS = [(["key", "value", "type", "event"], ["event", "key", "type", "value"]),
+                 (["key", "event"], ["event", "key"]),
+                 (["id", "value", "key"], ["key", "id", "value"]),
+                 (["name", "age"], ["age", "name"]),
+                 (["name", "continent"], ["continent", "name"])]
+_GROUP_ORDERS = [(["a", "b"], ["b", "a"]), (["0", "1"], ["1", "0"]), (["string", "hash"], ["hash", "string"]),
+                 (["x", "y", "z"], ["z", "y", "x"]), (["100", "0"], ["0", "100"])]
+
+
+def _check_gears_dict(host, expect):
+    for keys, want in _FIELD_ORDERS:
+        d = host.GearsDict()
+        for k in keys:
+            d.set(k)
+        expect("GearsDict fields %s" % keys, d.keys(), want)
+        flat = [part for k in keys for part in (k, k.upper())]
+        expect("field_dict %s" % keys, list(host.field_dict(flat).items()), [(k, k.upper()) for k in want])
+    for keys, want in _GROUP_ORDERS:
+        d = host.GearsDict()
+        for k in keys:
+            if not d.find(k):
+                d.add(k)
+        expect("GearsDict groups %s" % keys, d.keys(), want)
+    d = host.GearsDict()  # past several table doublings, every key once
+    for i in range(5000):
+        key = str(i % 1500)
+        if not d.find(key):
+            d.add(key)
+    expect("GearsDict 1500 groups", (len(d), sorted(d.keys(), key=int)), (1500, [str(i) for i in range(1500)]))
+    for i in range(0, 1500, 2):
+        d.delete(str(i))
+    expect("GearsDict after deletes", sorted(d.keys(), key=int), [str(i) for i in range(1, 1500, 2)])
