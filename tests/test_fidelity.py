@@ -253,3 +253,36 @@ def test_execute_of_a_command_redis_refuses_raises_the_errno_text(clean):
     clean.set("s", "x")
     res, errs = pyexec(clean, "GB('ShardsIDReader').map(lambda x: execute('incr', 's')).run()")
     assert "gears.error: ERR value is not an integer or out of range" in errs[0]
+
+
+@pytest.mark.parametrize("script, words", [
+    ("GB('NoSuchReader')", "The given reader does not exists"),
+    ("GB(desc=1)", "desc argument must be a string"),
+    ("GB().register(mode=1)", "execution mode must be a string"),
+    ("GB().register(onRegistered=1)", "OnRegistered argument must be a function"),
+    ("GB('PythonReader').register()", "given reader does not exists or does not support register"),
+    ("GB('CommandReader').register(hook='nosuchcommand')", "Can not override an unexisting command"),
+    ("GB('CommandReader').register(hook='multi')", "Can not override a command which are not allowed inside a script"),
+    ("GB('CommandReader').register(trigger='t', inorder=1)", "inorder argument is be boolean"),
+    ("GB('StreamReader').register(batch='1')", "batch argument must be a number"),
+    ("GB('StreamReader').register(duration='1')", "duration argument must be a number"),
+    ("GB('StreamReader').register(onFailedRetryInterval='1')", "retryInterval argument must be a number"),
+    ("GB('StreamReader').register(trimStream=1)", "pyTrimmStream argument must be a boolean"),
+    ("GB('StreamReader').register(onFailedPolicy=1)", "onFailedPolicy must be a string (Continue/Abort/Retry)"),
+    ("GB('StreamReader').register(onFailedPolicy='never')", "onFailedPolicy must be Continue/Abort/Retry"),
+    ("GB('StreamReader').register(mode='sync', onFailedPolicy='Abort')",
+     "ExecutionMode sync can only be combined with OnFailedPolicy Continue"),
+    ("GB().groupby(1, lambda k, a, r: r)", "groupby extractor argument must be a function"),
+    ("GB().batchgroupby(lambda r: r, 1)", "batchgroupby reducer argument must be a function"),
+])
+def test_builder_errors_in_1_2_words(clean, script, words):
+    assert words in pyexec_err(clean, script)
+
+
+def test_a_second_override_reply_in_1_2_words(clean):
+    script = ("def f(r):\n    override_reply('a')\n    try:\n        override_reply('b')\n"
+              "    except Exception as e:\n        execute('set', 'err', str(e))\n"
+              "GB().foreach(f).register(prefix='ov:*', commands=['incr'], mode='sync')")
+    assert pyexec(clean, script) == "OK"
+    assert clean.execute_command("INCR", "ov:1") == "a"
+    assert clean.get("err") == "Can only override reply once"

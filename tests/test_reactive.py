@@ -118,7 +118,7 @@ def test_hook_refused_on_unhookable_commands(clean):
     r = clean
     for cmd in ("multi", "eval", "rg.trigger", "nosuchcommand"):
         err = pyexec_err(r, "GB('CommandReader').register(hook='%s')" % cmd)
-        assert "Can not hook command" in err
+        assert "Can not override a" in err  # 1.2: "...an unexisting command" / "...not allowed inside a script"
     assert r.execute_command("RG.DUMPREGISTRATIONS") == []
 
 
@@ -249,8 +249,9 @@ def test_stream_registration_argument_errors(clean):
     r = clean
     assert "batch" in pyexec_err(r, "GB('StreamReader').register(batch='x')")
     assert "onFailedPolicy" in pyexec_err(r, "GB('StreamReader').register(onFailedPolicy='sometimes')")
-    assert "continue" in pyexec_err(r, "GB('StreamReader').register(mode='sync', onFailedPolicy='abort')")
-    assert "trimStream" in pyexec_err(r, "GB('StreamReader').register(trimStream=1)")
+    assert "ExecutionMode sync can only be combined with OnFailedPolicy Continue" in \
+        pyexec_err(r, "GB('StreamReader').register(mode='sync', onFailedPolicy='abort')")
+    assert "pyTrimmStream argument must be a boolean" in pyexec_err(r, "GB('StreamReader').register(trimStream=1)")
     assert r.execute_command("RG.DUMPREGISTRATIONS") == []
 
 

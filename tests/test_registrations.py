@@ -107,7 +107,7 @@ def test_failing_script_registers_nothing(clean):
     ("GB('CommandReader').register(trigger='t', mode='bogus')", "unknown execution mode"),
     ("GB('CommandReader').register(trigger='t')\nGB('CommandReader').register(trigger='t')",
      "trigger already registered in this session"),
-    ("GB('CommandReader').register(trigger='t', onRegistered=print)", "onRegistered argument must be a function"),
+    ("GB('CommandReader').register(trigger='t', onRegistered=print)", "OnRegistered argument must be a function"),
 ])
 def test_register_argument_errors(clean, script, message):
     assert message in pyexec_err(clean, script)
@@ -191,8 +191,8 @@ def test_unregistered_keys_registration_stops_firing(clean):
     ("GB().register(readValue='yes')", "readValue is not boolean"),
     ("GB().register(mode='sometimes')", "unknown execution mode"),
     ("GB().register(commands=1)", "given commands is not iterable"),
-    ("GB().register(commands=['nosuchcmd'])", "no such command"),
-    ("GB('PythonReader').register()", "Given reader do not support register"),
+    ("GB().register(commands=['nosuchcmd'])", "Can not override an unexisting command"),
+    ("GB('PythonReader').register()", "given reader does not exists or does not support register"),
 ])
 def test_keys_register_argument_errors(clean, script, message):
     assert message in pyexec_err(clean, script)

@@ -72,7 +72,9 @@ class GearsBuilder:
         if not isinstance(reader, str):
             raise error("reader argument must be a string")
         if reader not in gears_readers.READERS and reader not in gears_readers.REGISTER_ONLY:
-            raise error("reader does not exists")
+            raise error("The given reader does not exists")
+        if desc is not None and not isinstance(desc, str):
+            raise error("desc argument must be a string")
         self.reader = reader
         self.defaultArg = defaultArg
         self.desc = desc
@@ -207,11 +209,13 @@ class GearsBuilder:
         import gears_runtime
 
         mode = kwargs.pop("mode", "async")
+        if not isinstance(mode, str):
+            raise error("execution mode must be a string")
         if mode not in ("async", "async_local", "sync"):
             raise error("unknown execution mode")
         on_registered = kwargs.pop("onRegistered", None)
         if on_registered is not None and not isinstance(on_registered, types.FunctionType):
-            raise error("onRegistered argument must be a function")
+            raise error("OnRegistered argument must be a function")
         if self.reader == "KeysReader":
             specific = _keys_registration(prefix, mode, kwargs)
             flow_kwargs, arg = {"readValue": specific["readValue"] == "1"}, specific["prefix"]
@@ -222,7 +226,7 @@ class GearsBuilder:
             specific = _stream_registration(prefix, mode, kwargs)
             flow_kwargs, arg = {}, specific["prefix"]
         else:
-            raise error("Given reader do not support register or not exists")
+            raise error("given reader does not exists or does not support register")
         steps = list(self.steps)
         # Only CommandReader results reach anyone (RG.TRIGGER, hooks); for key and stream
         # events the trailing str() of every record would be work thrown away.
@@ -270,10 +274,10 @@ def _check_hookable(command, what):
     if not isinstance(command, str):
         raise error("%s must be a string" % what)
     name = command.lower()
+    if not gears_host.call(["COMMAND", "INFO", name])[0]:  # 1.2's words (command_hook.c)
+        raise error("Can not override an unexisting command")
     if name.startswith("rg.") or name in _UNHOOKABLE:
-        raise error("Can not hook command %s: it is not allowed" % command)
-    if not gears_host.call(["COMMAND", "INFO", name])[0]:
-        raise error("Can not hook command %s: no such command" % command)
+        raise error("Can not override a command which are not allowed inside a script")
     return name
 
 
@@ -309,7 +313,7 @@ def _command_registration(mode, kwargs):
     if trigger is not None and (hook is not None or keyprefix is not None):
         raise error("trigger argument can not be given with keyprefix or hook")
     if not isinstance(inorder, bool):
-        raise error("inorder argument must be a boolean")
+        raise error("inorder argument is be boolean")
     if hook is not None:
         if keyprefix is not None and not isinstance(keyprefix, str):
             raise error("keyprefix argument is not string")
@@ -333,8 +337,10 @@ def _stream_registration(prefix, mode, kwargs):
     batch, duration = kwargs.pop("batch", 1), kwargs.pop("duration", 0)
     trim, policy = kwargs.pop("trimStream", True), kwargs.pop("onFailedPolicy", "continue")
     retry = kwargs.pop("onFailedRetryInterval", 1)
-    for name, value in (("batch", batch), ("duration", duration), ("onFailedRetryInterval", retry)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    for name, value in (("batch", batch), ("duration", duration), ("retryInterval", retry)):
+        if not isinstance(value, int):  # 1.2's words (streams_reader.c)
+            raise error("%s argument must be a number" % name)
+        if isinstance(value, bool) or value < 0:
             raise error("%s argument must be a non-negative integer" % name)
     if batch < 1:
         raise error("batch argument must be a positive integer")
@@ -345,12 +351,14 @@ def _stream_registration(prefix, mode, kwargs):
     if retry > longest:
         raise error("onFailedRetryInterval argument must be at most %d (seconds)" % longest)
     if not isinstance(trim, bool):
-        raise error("trimStream argument must be a boolean")
-    if not isinstance(policy, str) or policy.lower() not in _POLICIES:
-        raise error("onFailedPolicy must be one of: continue, abort, retry")
+        raise error("pyTrimmStream argument must be a boolean")
+    if not isinstance(policy, str):
+        raise error("onFailedPolicy must be a string (Continue/Abort/Retry)")
+    if policy.lower() not in _POLICIES:
+        raise error("onFailedPolicy must be Continue/Abort/Retry")
     policy = policy.lower()
     if mode == "sync" and policy != "continue":
-        raise error("onFailedPolicy must be continue on sync registrations")
+        raise error("ExecutionMode sync can only be combined with OnFailedPolicy Continue")
     return {"prefix": prefix, "batch": str(batch), "duration": str(duration), "trimStream": "1" if trim else "0",
             "onFailedPolicy": policy, "onFailedRetryInterval": str(retry)}
 

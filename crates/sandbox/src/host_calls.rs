@@ -144,7 +144,7 @@ fn answer(state: &mut HostState, op: HostRequest, fields: &[&[u8]]) -> Reply {
         HostRequest::OverrideReply => match (&mut entry.command, fields) {
             (Some(cmd), [encoded]) if !cmd.hook => {
                 if cmd.override_reply.is_some() {
-                    return error("Can not override reply twice");
+                    return error("Can only override reply once");
                 }
                 match Reply::decode(encoded) {
                     Ok(reply) => {
