@@ -84,6 +84,15 @@ fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &st
     }
 }
 
+/// Stream notifications (a subscriber of their own: see key_events::on_stream_event).
+fn on_stream_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| key_events::on_stream_event(ctx, class, event, key)))
+        .is_err()
+    {
+        crate::redis::log::warning("wasmgears: internal error (panic) in the stream event handler");
+    }
+}
+
 /// Redis-facing wrappers: each runs its handler behind `commands::guarded`.
 macro_rules! guarded_commands {
     ($($name:ident => $handler:path),* $(,)?) => {
@@ -162,6 +171,7 @@ mod entry {
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],
+            [@STREAM: on_stream_event],
         ],
     }
 }

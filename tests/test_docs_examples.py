@@ -1166,12 +1166,6 @@ def test_examples_automatic_expiry(clean):
     assert wait_for(lambda: 3500 < clean.ttl("k") <= 3600, 10)
 
 
-@pytest.mark.xfail(reason="the XADD made by the sync KeysReader registration (inline in the "
-                          "'expired' notification) does not fire the StreamReader registration "
-                          "(a client's XADD does), so the entry stays in expired:{06S} and "
-                          "nothing is logged; in 1.2 the StreamReader has its own keyspace "
-                          "subscriber, so Redis delivers that nested XADD event to it",
-                   strict=True)
 def test_examples_keyspace_notification_processing(clean, server):
     # examples.md "Keyspace Notification Processing", snippet examples/notification-processing.py:
     # an expired key is added to expired:{hashtag} and the stream consumer logs

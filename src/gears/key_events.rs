@@ -48,11 +48,6 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
     if ctx.get_flags().intersects(ContextFlags::LOADING | ContextFlags::SLAVE | ContextFlags::REPLICATED) {
         return;
     }
-    if event == "xadd" {
-        for (target, stream) in registrations::matching_stream_registrations(key) {
-            streams::on_entry_added(&target, &stream, key);
-        }
-    }
     let command = command_scope::wrapped_command();
     let matches = registrations::matching_key_registrations(key, event, command.as_deref(), || type_name(ctx, key));
     for target in matches {
@@ -64,6 +59,21 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
             continue;
         }
         queue(target, payload);
+    }
+}
+
+/// A stream's notifications, for StreamReader registrations. Redis does not call a subscriber
+/// again for the events its own callback causes: this one is separate from the keys' (as in
+/// RedisGears 1.2), so an `XADD` made by a KeysReader registration's `sync` run still reaches
+/// the stream's registrations.
+pub fn on_stream_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
+    if event != "xadd"
+        || ctx.get_flags().intersects(ContextFlags::LOADING | ContextFlags::SLAVE | ContextFlags::REPLICATED)
+    {
+        return;
+    }
+    for (target, stream) in registrations::matching_stream_registrations(key) {
+        streams::on_entry_added(&target, &stream, key);
     }
 }
 
