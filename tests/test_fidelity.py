@@ -286,3 +286,16 @@ def test_a_second_override_reply_in_1_2_words(clean):
     assert pyexec(clean, script) == "OK"
     assert clean.execute_command("INCR", "ov:1") == "a"
     assert clean.get("err") == "Can only override reply once"
+
+
+def test_gears_future_failures_and_async_refusals_in_1_2_words(clean):
+    script = ("def f(x):\n    fut = gearsFuture()\n    fut.continueFailed(Exception('boom'))\n"
+              "    try:\n        fut.continueRun(1)\n    except Exception as e:\n        execute('set', 'twice', str(e))\n"
+              "    return fut\n"
+              "GB('ShardsIDReader').map(f).run()")
+    assert pyexec(clean, script) == [[], ["boom"]]  # continueFailed keeps str(x), verbatim
+    assert clean.get("twice") == "Can not continue with the same future twice"
+    script = ("async def k(x):\n    return 1\n"
+              "GB('ShardsIDReader').groupby(k, lambda k, a, r: r).run()")
+    res, errs = pyexec(clean, script)
+    assert res == [] and "coroutine are not allow on extractor" in errs[0]

@@ -159,16 +159,14 @@ class GearsFuture:
 
     def continueRun(self, value):
         if self._future.done():
-            raise error("Can not continue a future that was already continued")
+            raise error("Can not continue with the same future twice")
         self._future.set_result(value)
 
     def continueFailed(self, err):
         if self._future.done():
-            raise error("Can not continue a future that was already continued")
-        if not isinstance(err, BaseException):
-            import gears_runtime
-            err = gears_runtime.flat_error(str(err))
-        self._future.set_exception(err)
+            raise error("Can not continue with the same future twice")
+        # 1.2 (PyFuture continueFailed) keeps str(err) as the record's error, verbatim
+        self._future.set_exception(gears_host.flat_error(str(err)))
 
     def __await__(self):
         return self._future.__await__()
@@ -201,7 +199,7 @@ def setFutureResults(future, value):
 def setFutureException(future, exc):
     if not future.done():
         if not isinstance(exc, BaseException):
-            exc = error(str(exc))
+            exc = Exception(str(exc))  # as 1.2's setFutureException
         future.set_exception(exc)
 
 

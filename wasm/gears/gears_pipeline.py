@@ -34,7 +34,7 @@ def _not_async(value, what):
     if value.__class__ in _WAITS:
         if value.__class__ is types.CoroutineType:
             value.close()
-        raise error("%s can not be async" % what)
+        raise error("coroutine are not allow on %s" % what)  # 1.2's words
     return value
 
 
@@ -326,7 +326,7 @@ def _build_groupby(run, k, emit, extract, reduce):
     def finish():  # 1.2 pops its groups from the end: the last seen comes out first
         for key, records in reversed(groups.items()):
             try:
-                value = _not_async(reduce(key, records), "reducer")
+                value = _not_async(reduce(key, records), "reduce")
             except BaseException as exc:
                 run.fail(exc)
                 continue
