@@ -299,3 +299,22 @@ def test_gears_future_failures_and_async_refusals_in_1_2_words(clean):
               "GB('ShardsIDReader').groupby(k, lambda k, a, r: r).run()")
     res, errs = pyexec(clean, script)
     assert res == [] and "coroutine are not allow on extractor" in errs[0]
+
+
+def test_hooks_chain_newest_first(clean):
+    # 1.2 (command_hook.c): hooks of a command stack, newest first; call_next goes down the list
+    older = ("def h(x):\n    return call_next(*x[1:] + ['older', '1'])\n"
+             "GB('CommandReader').map(h).register(hook='hset', mode='sync')")
+    newer = ("def h(x):\n    return call_next(*x[1:] + ['newer', '1'])\n"
+             "GB('CommandReader').map(h).register(hook='hset', mode='sync')")
+    assert pyexec(clean, older) == "OK"
+    assert pyexec(clean, newer) == "OK"
+    assert clean.execute_command("HSET", "h", "f", "v") == "3"  # the flow str()s its result
+    assert clean.hgetall("h") == {"f": "v", "older": "1", "newer": "1"}
+    # a hook of another key prefix is skipped on the way down
+    prefixed = ("def h(x):\n    return call_next(*x[1:] + ['prefixed', '1'])\n"
+                "GB('CommandReader').map(h).register(hook='hset', keyprefix='p:', mode='sync')")
+    assert pyexec(clean, prefixed) == "OK"
+    assert clean.execute_command("HSET", "p:1", "f", "v") == "4"
+    assert clean.execute_command("HSET", "q:1", "f", "v") == "3"
+    assert "prefixed" not in clean.hgetall("q:1")

@@ -66,12 +66,34 @@ fn hook_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sandbox
 
 fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult {
     let payload = payload::trigger(&target.id, &command);
-    let hook = Some(CommandCtx { args: command, hook: true, override_reply: None });
+    let hook = Some(CommandCtx { args: command, hook: true, hook_id: Some(target.id.clone()), override_reply: None });
     // Inside MULTI/Lua a hook cannot wait for a worker: it runs inline there too.
     let inline = target.sync || blocking_denied(ctx);
     crate::gears::client_callbacks::run_and_answer(ctx, target, payload, hook, inline, hook_reply)
         .map_err(|()| RedisError::Str("ERR the hook's session is busy, try again"))?;
     Ok(RedisValue::NoReply)
+}
+
+/// A hook's `call_next` when an older hook of the command is there: that hook runs here and
+/// now, within `ctx` (the Redis lock held), and its reply is `call_next`'s (as RedisGears 1.2
+/// chains its hooks, newest first). It may not wait for async steps.
+pub fn run_next_hook(ctx: &Context, target: Target, args: &[&[u8]]) -> Reply {
+    let command: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    let payload = payload::trigger(&target.id, &command);
+    let setup = EntrySetup {
+        command: Some(CommandCtx { args: command, hook: true, hook_id: Some(target.id.clone()), override_reply: None }),
+        main_thread: true,
+        async_allowed: false,
+        ..EntrySetup::new(caller::inline(ctx, &target.session.run_as))
+    };
+    let started = Instant::now();
+    match target.session.try_callback(GuestEntry::RunTrigger, &payload, setup) {
+        Some(result) => {
+            registrations::record_trigger(&target.id);
+            hook_reply(&target.id, started, result)
+        }
+        None => Reply::Error(b"ERR the next hook's session is busy, try again".to_vec()),
+    }
 }
 
 /// Runs the `commands=` registrations a command fired, then replies: the last
@@ -80,7 +102,7 @@ fn run_hook(ctx: &Context, target: Target, command: Vec<Vec<u8>>) -> RedisResult
 /// also waits for records that wait for async steps.
 fn run_deferred(ctx: &Context, deferred: Vec<(Target, Vec<u8>)>, args: Vec<Vec<u8>>, reply: Reply) -> RedisResult {
     let denied = blocking_denied(ctx);
-    let mut command = CommandCtx { args, hook: false, override_reply: None };
+    let mut command = CommandCtx { args, hook: false, hook_id: None, override_reply: None };
     let mut remaining = VecDeque::new();
     let inline = denied || deferred.iter().all(|(t, _)| t.sync);
     let mut fired = deferred.into_iter();

@@ -1,12 +1,14 @@
 //! The gears domain's side of the lower layers' traits: what the sandbox asks of its host
 //! (`HostServices`) and what sessions ask of the domain (`SessionHooks`). Installed at load.
 
-use crate::gears::{executions, registrations, time_events};
+use crate::gears::{command_hooks, executions, registrations, time_events};
 use crate::redis::log;
 use crate::runtime::settings;
 use crate::session::{deferred, Session, SessionHooks};
+use redis_module::Context;
 use std::sync::Arc;
-use wasmgears_sandbox::{HostServices, LogLevel, RedisCaller};
+use wasmgears_abi::Reply;
+use wasmgears_sandbox::{CommandCtx, HostServices, LogLevel, RedisCaller};
 
 /// The one implementation of both traits; stateless (the state is in the registries).
 pub struct GearsHost;
@@ -22,6 +24,21 @@ impl HostServices for GearsHost {
 
     fn reserve_time_event(&self, seconds: u64, key: Option<Vec<u8>>, redis: &mut dyn RedisCaller) -> Option<u64> {
         time_events::reserve(seconds, key, redis)
+    }
+
+    fn call_next(&self, redis: &mut dyn RedisCaller, command: &CommandCtx, args: &[&[u8]]) -> Reply {
+        let next = command.hook_id.as_deref().and_then(|below| {
+            let name = String::from_utf8_lossy(args[0]).to_ascii_lowercase();
+            registrations::find_hook_below(&name, args.get(1).copied(), below)
+        });
+        let Some(next) = next else { return redis.call(args) };
+        let mut reply = None;
+        redis.with_host_handle(&mut |handle| {
+            if let Some(ctx) = handle.downcast_ref::<Context>() {
+                reply = Some(command_hooks::run_next_hook(ctx, next.clone(), args));
+            }
+        });
+        reply.unwrap_or_else(|| redis.call(args))
     }
 
     fn open_deferred(&self) -> u64 {

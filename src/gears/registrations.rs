@@ -190,6 +190,19 @@ pub fn find_hook(command: &str, first_key: Option<&[u8]>) -> Option<Target> {
     })
 }
 
+/// The next older hook of `command` after the hook `below` (for its `call_next`), if any.
+pub fn find_hook_below(command: &str, first_key: Option<&[u8]>, below: &str) -> Option<Target> {
+    let reg = registry();
+    let mut older = reg.values().rev().skip_while(|(id, _)| id != below).skip(1);
+    older.find_map(|(id, r)| match &r.source {
+        Source::Hook { command: c, keyprefix, .. } if c == command => {
+            let key_ok = keyprefix.as_ref().is_none_or(|p| first_key.is_some_and(|k| k.starts_with(p.as_bytes())));
+            key_ok.then(|| Target::of(id, r))
+        }
+        _ => None,
+    })
+}
+
 /// Every command a hook or a `commands=` registration wraps (for the command filter).
 pub fn wrapped_commands() -> Vec<String> {
     let reg = registry();

@@ -160,7 +160,7 @@ fn answer(state: &mut HostState, op: HostRequest, fields: &[&[u8]]) -> Reply {
             (Some(cmd), Some(redis)) if cmd.hook && !cmd.args.is_empty() => {
                 let mut args: Vec<&[u8]> = vec![cmd.args[0].as_slice()];
                 args.extend_from_slice(fields);
-                redis.call(&args)
+                services.call_next(redis.as_mut(), cmd, &args)
             }
             _ => error("Can not get CommandHook ctx"),
         },

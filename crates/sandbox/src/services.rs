@@ -2,6 +2,7 @@
 //! nothing of Redis: a [`RedisCaller`] runs commands for one entry, [`HostServices`] hands out
 //! ids, tokens, configuration and the log for the whole process.
 
+use crate::state::CommandCtx;
 use std::any::Any;
 use wasmgears_abi::Reply;
 
@@ -53,6 +54,13 @@ impl LogLevel {
 /// Process-wide services of the host, shared by every session (RedisGears 2 hands its V8
 /// backend the same kind of callbacks).
 pub trait HostServices: Send + Sync {
+    /// A hook's `call_next(args...)` (`args[0]` the command): by default the command itself;
+    /// the host may run the next older hook of it first (`command.hook_id` is the one running).
+    fn call_next(&self, redis: &mut dyn RedisCaller, command: &CommandCtx, args: &[&[u8]]) -> Reply {
+        let _ = command;
+        redis.call(args)
+    }
+
     /// A fresh execution id (`run()` at a script's top level).
     fn new_execution_id(&self) -> String;
 

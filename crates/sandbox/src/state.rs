@@ -18,6 +18,8 @@ pub struct CommandCtx {
     pub args: Vec<Vec<u8>>,
     /// A hook may `call_next`; a `commands=` registration may `override_reply`.
     pub hook: bool,
+    /// The registration id of the hook running (its `call_next` goes to the next older one).
+    pub hook_id: Option<String>,
     /// The reply `override_reply()` set, if any.
     pub override_reply: Option<Reply>,
 }
