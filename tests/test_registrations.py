@@ -263,3 +263,32 @@ def test_avg_run_duration_is_a_double_over_ended_runs(clean):
     expected = data["totalRunDurationMS"] / ended
     assert data["avgRunDurationMS"] == "%.17g" % expected
 
+
+def test_unregister_ignores_a_third_argument(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').register(trigger='u3')") == "OK"
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+    # Command_UnregisterExecution: argc 2..3, abortPending only when the third is ABORTPENDING.
+    assert r.execute_command("RG.UNREGISTER", entry[1], "foo") == "OK"
+    assert r.execute_command("RG.DUMPREGISTRATIONS") == []
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("RG.UNREGISTER", entry[1], "a", "b")
+
+
+def test_pause_texts(clean):
+    r = clean
+    assert pyexec(r, "GB().register(prefix='p:*')") == "OK"
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+
+    def err(*args):
+        with pytest.raises(redis.ResponseError) as e:
+            r.execute_command(*args)
+        return str(e.value)
+
+    # Command_PauseRegistrationsMap
+    assert err("RG.PAUSEREGISTRATIONS", entry[1]) == "Reader KeysReader does not support pause"
+    assert err("RG.UNPAUSEREGISTRATIONS", entry[1]) == "Reader KeysReader does not support unpause"
+    assert err("RG.PAUSEREGISTRATIONS", "nosuch") == "Execution nosuch does not exists on shard " + "0" * 40
+    assert err("RG.UNPAUSEREGISTRATIONS", "nosuch") == "Execution nosuch does not exists on shard " + "0" * 40
+    assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING") == "no registration to pause"
+    assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING", entry[1]) == "Reader KeysReader does not support pause"

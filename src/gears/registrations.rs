@@ -383,6 +383,11 @@ fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
     }
 }
 
+/// The reader a registration reads with (`KeysReader`, `StreamReader`, ...).
+pub fn reader_of(id: &str) -> Option<String> {
+    seq(id).and_then(|k| registry().get(&k).map(|(_, r)| r.reader.clone()))
+}
+
 /// The session a registration runs in.
 pub fn session_of(id: &str) -> Option<Arc<Session>> {
     seq(id).and_then(|k| registry().get(&k).map(|(_, r)| Arc::clone(&r.session)))
