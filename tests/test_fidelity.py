@@ -31,3 +31,21 @@ def test_group_keys_are_text(clean):
     assert pyexec(clean, kinds) == [["str", "str"], []]
     unhashable = f"GB('PythonReader').countby(lambda x: [x]).map(lambda g: g['key']).run({gen([1, 1])})"
     assert pyexec(clean, unhashable) == [["[1]"], []]
+
+
+# ---------------------------------------------------------------- RG.* commands of RedisGears 1.2
+
+def test_cluster_commands_standalone(r):
+    # cluster.c Cluster_GetClusterInfo: `#define NO_CLUSTER_MODE_REPLY "no cluster mode"`, a bulk.
+    assert r.execute_command("RG.INFOCLUSTER") == "no cluster mode"
+    assert r.execute_command("RG.REFRESHCLUSTER") == "OK"
+    script = ("GB('ShardsIDReader').map(lambda x: str((execute('RG.INFOCLUSTER'), "
+              "execute('RG.REFRESHCLUSTER')))).run()")
+    assert pyexec(r, script) == [["('no cluster mode', 'OK')"], []]
+
+
+def test_commands_kept_for_compatibility(r):
+    assert r.execute_command("RG.PYEXECUTEREMOTE", "x") == "Execute remote is not longer supported"
+    assert r.execute_command("RG.PYFREEINTERPRETER") == "Free interpreter is not longer supported"
+    # module.c Command_DumpPlugins: [name, version] per plugin.
+    assert r.execute_command("RG.DUMPPLUGINS") == [["GearsPythonPlugin", 10000]]
