@@ -127,6 +127,11 @@ guarded_commands! {
     py_stats => commands::python::py_stats,
     py_profile => commands::python::py_profile,
     py_dump_reqs => commands::python::py_dump_reqs,
+    py_execute_remote => commands::python::py_execute_remote,
+    py_free_interpreter => commands::python::py_free_interpreter,
+    dump_plugins => commands::python::dump_plugins,
+    info_cluster => commands::cluster::info_cluster,
+    refresh_cluster => commands::cluster::refresh_cluster,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -168,6 +173,11 @@ mod entry {
             ["rg.pydumpreqs", py_dump_reqs, "readonly", 0, 0, 0, ""],
             ["rg.innerunregister", inner_unregister, "write", 0, 0, 0, ""],
             ["rg.innerstreampos", inner_stream_pos, "write", 0, 0, 0, ""],
+            ["rg.pyexecuteremote", py_execute_remote, "readonly", 0, 0, 0, ""],
+            ["rg.pyfreeinterpreter", py_free_interpreter, "readonly", 0, 0, 0, ""],
+            ["rg.dumpplugins", dump_plugins, "readonly", 0, 0, 0, ""],
+            ["rg.infocluster", info_cluster, "readonly", 0, 0, 0, ""],
+            ["rg.refreshcluster", refresh_cluster, "readonly", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

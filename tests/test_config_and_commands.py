@@ -46,8 +46,24 @@ def test_configget_several_keys_with_unknown_one(server):
     assert len(reply) == 3
     assert reply[0] == 1000
     assert is_error(reply[1])
-    assert "Unsupported config parameter: NoSuchConfigKey" in str(reply[1])
+    # config.c config_error: `char fmt1[256] = "(error) "; strncat(fmt1, fmt, ...)`
+    assert str(reply[1]) == "(error) Unsupported config parameter: NoSuchConfigKey"
     assert reply[2] == 3
+
+
+def test_configget_without_keys_and_plugin(server):
+    r = server.client()
+    # GearsConfig_Get has no arity check: no keys, no elements.
+    assert configget(r) == []
+    assert configget(r, "Plugin") == [[]]
+    # Core keys are matched with strcmp by CONFIGGET.
+    assert str(configget(r, "maxexecutions")[0]) == "(error) Unsupported config parameter: maxexecutions"
+
+
+def test_configget_plugin_lists_module_args(make_server):
+    r = make_server("Plugin", "/a.so", "Plugin", "/b.so").client()
+    assert configget(r, "Plugin") == [["/a.so", "/b.so"]]
+    assert str(configset(r, "Plugin", "/c.so")[0]) == "(error) Config value Plugin not modifiable at runtime"
 
 
 def test_configset_runtime_settable(fresh_server):
@@ -68,9 +84,10 @@ def test_configset_name_is_case_insensitive(fresh_server):
 
 def test_configset_not_runtime_settable(fresh_server):
     r = fresh_server.client()
-    reply = configset(r, "ExecutionThreads", "5")
+    reply = configset(r, "executionthreads", "5")
     assert len(reply) == 1 and is_error(reply[0])
-    assert "not modifiable" in str(reply[0])
+    # the key as it was typed
+    assert str(reply[0]) == "(error) Config value executionthreads not modifiable at runtime"
     assert configget(r, "ExecutionThreads") == [3]
     reply = configset(r, "MaxSessions", "5")
     assert len(reply) == 1 and is_error(reply[0])
@@ -85,6 +102,60 @@ def test_configset_several_pairs(fresh_server):
     assert is_error(reply[1])
     assert reply[2] == EXTRA_SAVED
     assert configget(r, "MaxExecutions", "ExecutionThreads", "MyPairKey") == [20, 3, "x"]
+
+
+def test_configset_texts_of_redisgears(fresh_server):
+    r = fresh_server.client()
+    assert configset(r) == []
+    reply = configset(r, "MaxExecutions", "many", "ExecutionMaxIdleTime", "0", "SendMsgRetries", "-1")
+    assert [str(x) for x in reply] == ["(error) Failed setting config value MaxExecutions",
+                                       "(error) Failed setting config value ExecutionMaxIdleTime",
+                                       "(error) Failed setting config value SendMsgRetries"]
+    # string2ll: no spaces, no '+', no leading zeros
+    assert all(is_error(x) for x in configset(r, "MaxExecutions", " 5", "MaxExecutions", "+5",
+                                               "MaxExecutions", "05"))
+    # A missing value: a core key's setter fails; any other key "Value was not given".
+    assert str(configset(r, "MaxExecutions")[0]) == "(error) Failed setting config value MaxExecutions"
+    reply = configset(r, "MaxExecutions", "9", "Dangling")
+    assert reply[0] == "OK" and str(reply[1]) == "(error) Value was not given to Dangling"
+    # ConfigVal_MaxExecutionsSet takes any integer.
+    assert configset(r, "MaxExecutions", "0", "MaxExecutionsPerRegistration", "-1") == ["OK", "OK"]
+    assert configget(r, "MaxExecutions", "MaxExecutionsPerRegistration") == [0, -1]
+    assert len(pyexec(r, "GB('ShardsIDReader').run()")[0]) == 1  # executions still work
+    assert configset(r, "MaxExecutions", "1000", "MaxExecutionsPerRegistration", "100") == ["OK", "OK"]
+
+
+def test_configset_python_plugin_keys(fresh_server):
+    r = fresh_server.client()
+    # Python keys are not core keys: Python_BeforeConfigChange checks them (strcmp), then the
+    # value is saved in the extra dictionary as well.
+    assert configset(r, "PythonAttemptTraceback", "0") == [EXTRA_SAVED]
+    assert configget(r, "PythonAttemptTraceback") == [0]
+    assert configset(r, "PythonAttemptTraceback", "7") == [EXTRA_SAVED]
+    assert configget(r, "PythonAttemptTraceback") == [1]  # PythonConfigType_Bool: val != 0
+    assert configset(r, "PythonInstallReqMaxIdleTime", "100") == [EXTRA_SAVED]
+    assert configget(r, "PythonInstallReqMaxIdleTime") == [100]
+    reply = configset(r, "CreateVenv", "1", "PythonInstallReqMaxIdleTime", "0", "PythonAttemptTraceback", "x")
+    assert [str(x) for x in reply] == [
+        "(error) CreateVenv is not configurable at runtime",
+        "Failed setting config value for key 'PythonInstallReqMaxIdleTime' with value '0'",
+        "Failed setting config value for key 'PythonAttemptTraceback' with value 'x'"]
+    assert str(configset(r, "DependenciesUrl", "x")[0]) == "(error) DependenciesUrl is not configurable at runtime"
+    # Another spelling is not the plugin's key: just an extra key.
+    assert configset(r, "createvenv", "1") == [EXTRA_SAVED]
+    assert configget(r, "CreateVenv", "createvenv") == [0, "1"]
+    assert configget(r, "ForeceDownloadDepsOnEnterprise") == [0]  # sic, RedisGears' spelling
+    assert configset(r, "PythonAttemptTraceback", "1") == [EXTRA_SAVED]
+
+
+def test_configget_in_scripts_reads_the_extra_dictionary_only(fresh_server):
+    r = fresh_server.client()
+    # RG_GetConfig returns GearsConfig_GetExtraConfigVals(name).
+    probe = ("GB('ShardsIDReader').map(lambda x: str((configGet('Foo'), configGet('MaxExecutions'), "
+             "configGet('PythonAttemptTraceback')))).run()")
+    assert pyexec(r, probe) == [["(None, None, None)"], []]
+    assert configset(r, "Foo", "bar", "PythonAttemptTraceback", "1") == [EXTRA_SAVED, EXTRA_SAVED]
+    assert pyexec(r, probe) == [["('bar', None, '1')"], []]
 
 
 def test_configset_unknown_key_goes_to_extra_config(fresh_server):

@@ -193,11 +193,15 @@ def test_runtime_atomic(clean):
 
 
 def test_runtime_configget(clean):
-    # runtime.md "configGet", snippet runtime/configget.py; commands.md RG.CONFIGGET shows
-    # ProfileExecutions as (integer) 0
+    # runtime.md "configGet", snippet runtime/configget.py. The doc says it gets the current
+    # value, but 1.2's code (RG_GetConfig -> GearsConfig_GetExtraConfigVals) reads only the
+    # extra dictionary: None for a built-in key, the value once RG.CONFIGSET stored it there.
     script = "# Gets the current value for 'ProfileExecutions'\nfoo = configGet('ProfileExecutions')\n"
     assert pyexec(clean, script) == "OK"
-    assert run_ok(clean, script + "GB('ShardsIDReader').map(lambda x: foo).run()") == ["0"]
+    assert run_ok(clean, script + "GB('ShardsIDReader').map(lambda x: str(foo)).run()") == ["None"]
+    clean.execute_command("RG.CONFIGSET", "MyAppKey", "7")
+    script = "foo = configGet('MyAppKey')\n"
+    assert run_ok(clean, script + "GB('ShardsIDReader').map(lambda x: foo).run()") == ["7"]
 
 
 def test_runtime_gearsconfigget(clean):

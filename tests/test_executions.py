@@ -135,6 +135,42 @@ def test_getexecution_plan(r):
     r.execute_command("RG.DROPEXECUTION", eid)
 
 
+def test_getexecution_as_redisgears_standalone(r):
+    eid = unblocking(r, "GB('ShardsIDReader').map(lambda x: x).run()")
+    r.execute_command("RG.GETRESULTSBLOCKING", eid)
+    plan = r.execute_command("RG.GETEXECUTION", eid)[0][3]
+    # ep->totalShardsRecieved / totalShardsCompleted are only counted in cluster mode.
+    assert plan[3] == 0 and plan[5] == 0
+    # Only the flat steps (array_len(ep->fep->steps)): no reader step.
+    assert "reader" not in [st[1] for st in plan[15]], plan[15]
+    # The id is looked up first; then the subcommand.
+    assert cmd_err(r, "RG.GETEXECUTION", MISSING_ID, "CLUSTER") == NO_PLAN
+    assert cmd_err(r, "RG.GETEXECUTION", eid, "CLUSTER") == \
+        "no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead"
+    assert cmd_err(r, "RG.GETEXECUTION", eid, "bogus") == "unknown subcommand"
+    # Command_GetResults only checks argc < 2.
+    assert r.execute_command("RG.GETRESULTS", eid, "extra", "args") == r.execute_command("RG.GETRESULTS", eid)
+    assert cmd_err(r, "RG.GETRESULTS", MISSING_ID, "x") == NO_PLAN
+    r.execute_command("RG.DROPEXECUTION", eid)
+
+
+def test_getresults_of_a_registered_execution(clean):
+    r = clean
+    assert pyexec(r, "GB().map(lambda x: x['key']).register(prefix='gr:*', mode='sync')") == "OK"
+    assert pyexec(r, "GB().map(lambda x: 1/0).register(prefix='ge:*', mode='sync')") == "OK"
+    r.set("gr:1", "v")
+    r.set("ge:1", "v")
+    registered = [e[1] for e in r.execute_command("RG.DUMPEXECUTIONS") if e[5] == 1]
+    replies = [r.execute_command("RG.GETRESULTS", eid) for eid in registered]
+    # The host lists what the flow gave; RedisGears' results are str(record) ("gr:1" here),
+    # which needs the guest to send a key event's records (it sends none yet).
+    assert len(replies) == 2 and ([[], []] in replies or [["gr:1"], []] in replies), replies
+    [failed] = [x for x in replies if x[1]]
+    assert failed[0] == [] and len(failed[1]) == 1 and "ZeroDivisionError" in failed[1][0], failed
+    for eid in registered:
+        r.execute_command("RG.DROPEXECUTION", eid)
+
+
 def test_getexecution_reports_errors(r):
     eid = unblocking(r, gen_run([0], ".map(lambda x: 1/x)"))
     r.execute_command("RG.GETRESULTSBLOCKING", eid)
@@ -185,7 +221,7 @@ def test_abort_unknown_execution(r, eid):
 
 
 @pytest.mark.parametrize("args", [
-    ("RG.GETRESULTS",), ("RG.GETRESULTS", MISSING_ID, "x"),
+    ("RG.GETRESULTS",),
     ("RG.GETRESULTSBLOCKING",), ("RG.GETRESULTSBLOCKING", MISSING_ID, "x"),
     ("RG.DUMPEXECUTIONS", "x"),
     ("RG.GETEXECUTION",), ("RG.GETEXECUTION", MISSING_ID, "SHARD", "x"),

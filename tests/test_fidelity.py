@@ -318,3 +318,21 @@ def test_hooks_chain_newest_first(clean):
     assert clean.execute_command("HSET", "p:1", "f", "v") == "4"
     assert clean.execute_command("HSET", "q:1", "f", "v") == "3"
     assert "prefixed" not in clean.hgetall("q:1")
+
+
+# ---------------------------------------------------------------- RG.* commands of RedisGears 1.2
+
+def test_cluster_commands_standalone(r):
+    # cluster.c Cluster_GetClusterInfo: `#define NO_CLUSTER_MODE_REPLY "no cluster mode"`, a bulk.
+    assert r.execute_command("RG.INFOCLUSTER") == "no cluster mode"
+    assert r.execute_command("RG.REFRESHCLUSTER") == "OK"
+    script = ("GB('ShardsIDReader').map(lambda x: str((execute('RG.INFOCLUSTER'), "
+              "execute('RG.REFRESHCLUSTER')))).run()")
+    assert pyexec(r, script) == [["('no cluster mode', 'OK')"], []]
+
+
+def test_commands_kept_for_compatibility(r):
+    assert r.execute_command("RG.PYEXECUTEREMOTE", "x") == "Execute remote is not longer supported"
+    assert r.execute_command("RG.PYFREEINTERPRETER") == "Free interpreter is not longer supported"
+    # module.c Command_DumpPlugins: [name, version] per plugin.
+    assert r.execute_command("RG.DUMPPLUGINS") == [["GearsPythonPlugin", 10000]]

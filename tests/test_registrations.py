@@ -224,3 +224,71 @@ def test_self_triggering_registrations_are_bounded(clean):
             r.execute_command("RG.UNREGISTER", entry[1])
         r.execute_command("RG.CONFIGSET", "MaxPendingEvents", "1000")
     assert wait_for(lambda: r.info("rg")["rg_nsessions"] == 0, 15)
+
+
+# ---------------------------------------------------------------- reply texts of RedisGears 1.2
+
+def resp2(r):
+    """A RESP2 client of the same server (redis-py speaks RESP3 by default)."""
+    kw = r.connection_pool.connection_kwargs
+    return redis.Redis(host=kw["host"], port=kw["port"], decode_responses=True, protocol=2)
+
+
+def test_dumpregistrations_as_redisgears(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').register(trigger='t1')\n"
+                     "GB('CommandReader').register(hook='set', mode='sync')", "ID", "s1") == "OK"
+    t1, hook = [as_dict(e) for e in r.execute_command("RG.DUMPREGISTRATIONS")]
+    # RedisModule_ReplyWithDouble(avgDurationMS(crtCtx)): a RESP3 double, and in RESP2 the bulk
+    # "%.17g" of it, so 0 is '0'.
+    assert as_dict(t1["RegistrationData"])["avgRunDurationMS"] == 0.0
+    t1_resp2 = as_dict(resp2(r).execute_command("RG.DUMPREGISTRATIONS")[0])
+    assert as_dict(t1_resp2["RegistrationData"])["avgRunDurationMS"] == "0"
+    # CommandReader_DumpRegistrationData: always trigger/inorder; a hook's name is its command.
+    assert as_dict(hook["RegistrationData"])["args"] == ["trigger", "set", "inorder", 0]
+    # PythonSessionCtx_ToString: "'sessionDescription':'%s'" (with "null"), ArrToStr(..., ',').
+    pd = t1["PD"]
+    assert pd.startswith("{'sessionName':'s1', 'sessionDescription':'null', 'refCount': "), pd
+    assert pd.endswith(f", 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, "
+                       f"'registrationsList':['{t1['id']}','{hook['id']}'], 'depsList':[]}}"), pd
+
+
+def test_avg_run_duration_is_a_double_over_ended_runs(clean):
+    r = clean
+    assert pyexec(r, "import time\nGB('CommandReader').map(lambda x: time.sleep(0.02)).register(trigger='slow')") == "OK"
+    r.execute_command("RG.TRIGGER", "slow")
+    r.execute_command("RG.TRIGGER", "slow")
+    data = as_dict(as_dict(resp2(r).execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])
+    ended = data["numSuccess"] + data["numFailures"] + data["numAborted"]
+    expected = data["totalRunDurationMS"] / ended
+    assert data["avgRunDurationMS"] == "%.17g" % expected
+
+
+def test_unregister_ignores_a_third_argument(clean):
+    r = clean
+    assert pyexec(r, "GB('CommandReader').register(trigger='u3')") == "OK"
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+    # Command_UnregisterExecution: argc 2..3, abortPending only when the third is ABORTPENDING.
+    assert r.execute_command("RG.UNREGISTER", entry[1], "foo") == "OK"
+    assert r.execute_command("RG.DUMPREGISTRATIONS") == []
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("RG.UNREGISTER", entry[1], "a", "b")
+
+
+def test_pause_texts(clean):
+    r = clean
+    assert pyexec(r, "GB().register(prefix='p:*')") == "OK"
+    [entry] = r.execute_command("RG.DUMPREGISTRATIONS")
+
+    def err(*args):
+        with pytest.raises(redis.ResponseError) as e:
+            r.execute_command(*args)
+        return str(e.value)
+
+    # Command_PauseRegistrationsMap
+    assert err("RG.PAUSEREGISTRATIONS", entry[1]) == "Reader KeysReader does not support pause"
+    assert err("RG.UNPAUSEREGISTRATIONS", entry[1]) == "Reader KeysReader does not support unpause"
+    assert err("RG.PAUSEREGISTRATIONS", "nosuch") == "Execution nosuch does not exists on shard " + "0" * 40
+    assert err("RG.UNPAUSEREGISTRATIONS", "nosuch") == "Execution nosuch does not exists on shard " + "0" * 40
+    assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING") == "no registration to pause"
+    assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING", entry[1]) == "Reader KeysReader does not support pause"

@@ -38,6 +38,7 @@ def test_requirements_import_from_the_wheelhouse(wheel_server):
     [req_a, req_b] = [dict(zip(e[::2], e[1::2])) for e in r.execute_command("RG.PYDUMPREQS")]
     assert {req_a["Name"], req_b["Name"]} == {"tinylib", "solo"}
     assert req_a["RefCount"] == 1 and req_a["IsInstalled"] == "yes" and len(r.execute_command("RG.PYDUMPREQS")[0]) == 18
+    assert req_a["GearReqVersion"] == 2  # PY_REQ_VERSION of RedisGears 1.2
     [s] = r.execute_command("RG.PYDUMPSESSIONS")
     assert sorted(dict(zip(s[::2], s[1::2]))["requirements"]) == ["solo", "tinylib"]
     # pinned version

@@ -1,4 +1,5 @@
-//! RG.CONFIGGET and RG.CONFIGSET: one reply element per key, errors as elements.
+//! RG.CONFIGGET and RG.CONFIGSET: one reply element per key, errors as elements (RedisGears'
+//! `GearsConfig_Get` / `GearsConfig_Set`: no arity check, so no keys give `[]`).
 
 use crate::runtime::config::{SetOutcome, Value};
 use crate::runtime::settings;
@@ -13,14 +14,12 @@ fn reply_array(ctx: &Context, items: Vec<RedisResult>) -> RedisResult {
 }
 
 pub fn config_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 2 {
-        return Err(RedisError::WrongArity);
-    }
     let items = args[1..]
         .iter()
         .map(|key| match settings::get(&key.to_string_lossy()) {
             Ok(Value::Int(i)) => Ok(RedisValue::Integer(i)),
             Ok(Value::Str(s)) => Ok(RedisValue::BulkString(s)),
+            Ok(Value::List(l)) => Ok(RedisValue::Array(l.into_iter().map(RedisValue::BulkString).collect())),
             Err(e) => Err(RedisError::String(e.to_string())),
         })
         .collect();
@@ -28,12 +27,10 @@ pub fn config_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 pub fn config_set(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 3 || args.len().is_multiple_of(2) {
-        return Err(RedisError::WrongArity);
-    }
-    let items = args[1..]
+    let words: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy()).collect();
+    let items = words
         .chunks(2)
-        .map(|pair| match settings::set(&pair[0].to_string_lossy(), &pair[1].to_string_lossy()) {
+        .map(|pair| match settings::set(&pair[0], pair.get(1).map(String::as_str)) {
             Ok(SetOutcome::Builtin) => Ok(RedisValue::SimpleStringStatic("OK")),
             Ok(SetOutcome::Extra) => {
                 Ok(RedisValue::SimpleStringStatic("OK - value was saved in extra config dictionary"))

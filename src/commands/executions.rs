@@ -47,9 +47,16 @@ pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 fn plan_reply(e: &Execution) -> Reply {
     let finished = e.finished();
-    let steps = e
-        .plan
-        .chunks(3)
+    let mut steps: Vec<&[String]> = e.plan.chunks(3).collect();
+    // RedisGears lists the flat steps only (`array_len(ep->fep->steps)`), not the reader: a
+    // trailing reader step (the guest describes one) is not listed.
+    if steps.last().is_some_and(|last| last.first().is_some_and(|t| t == "reader")) {
+        steps.pop();
+    }
+    // The guest times every described step in plan order, then the reader.
+    let read_ms = e.step_ms.get(steps.len()).copied().unwrap_or(0) as i64;
+    let steps = steps
+        .into_iter()
         .enumerate()
         .map(|(i, step)| {
             let field = |i: usize| bulk(step.get(i).cloned().unwrap_or_default());
@@ -66,16 +73,15 @@ fn plan_reply(e: &Execution) -> Reply {
             ])
         })
         .collect();
-    // The reader is the last step in plan order.
-    let read_ms = e.step_ms.last().copied().unwrap_or(0) as i64;
     let errors = if finished { e.errors.iter().map(|x| bulk(x.as_str())).collect() } else { Vec::new() };
     Reply::Array(vec![
         bulk("status"),
         bulk(e.status.name()),
+        // ep->totalShardsRecieved / totalShardsCompleted: only counted in cluster mode.
         bulk("shards_received"),
         Reply::Int(0),
         bulk("shards_completed"),
-        Reply::Int(finished as i64),
+        Reply::Int(0),
         bulk("results"),
         Reply::Int(if finished { e.results.len() as i64 } else { -1 }),
         bulk("errors"),
@@ -89,24 +95,30 @@ fn plan_reply(e: &Execution) -> Reply {
     ])
 }
 
+/// RG.GETEXECUTION <id> [SHARD|CLUSTER]: the id is looked up before the subcommand is read.
 pub fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !(2..=3).contains(&args.len()) {
         return Err(RedisError::WrongArity);
     }
+    let id = args[1].to_string_lossy();
+    let plan = executions::registry().get(&id).map(plan_reply).ok_or(RedisError::Str(NO_PLAN))?;
     if let Some(mode) = args.get(2).map(|a| a.to_string_lossy().to_ascii_uppercase()) {
         match mode.as_str() {
             "SHARD" => {}
-            "CLUSTER" => return Err(RedisError::Str("no cluster detected - use RG.GETEXECUTION <id> [SHARD]")),
+            "CLUSTER" => {
+                return Err(RedisError::Str("no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead"))
+            }
             _ => return Err(RedisError::Str("unknown subcommand")),
         }
     }
-    let id = args[1].to_string_lossy();
-    let plan = executions::registry().get(&id).map(plan_reply).ok_or(RedisError::Str(NO_PLAN))?;
     done(ctx, Reply::Array(vec![Reply::Array(vec![bulk("shard_id"), bulk(SHARD_ID), bulk("execution_plan"), plan])]))
 }
 
+/// RG.GETRESULTS <id> [...]: `argc < 2` is the only arity check, extra arguments are ignored.
 pub fn get_results(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let id = one_id(&args)?;
+    let Some(id) = args.get(1).map(RedisString::to_string_lossy) else {
+        return Err(RedisError::WrongArity);
+    };
     let reply = {
         let reg = executions::registry();
         let e = reg.get(&id).ok_or(RedisError::Str(NO_PLAN))?;

@@ -1,6 +1,7 @@
 //! Redis command handlers. Each runs behind `guarded`, so a bug answers with an error
 //! instead of unwinding into Redis (a panic across the FFI boundary aborts the server).
 
+pub mod cluster;
 pub mod config;
 pub mod executions;
 pub mod hooks;

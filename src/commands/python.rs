@@ -86,7 +86,8 @@ pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .map(|((name, _version), (file, sessions))| {
             Reply::Array(vec![
                 bulk("GearReqVersion"),
-                Reply::Int(1),
+                // PY_REQ_VERSION of RedisGears 1.2 (the version with PY_REQ_VERSION_WITH_REQ_DICT_INDICATION)
+                Reply::Int(2),
                 bulk("Name"),
                 bulk(name),
                 bulk("IsDownloaded"),
@@ -107,5 +108,22 @@ pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         })
         .collect();
     send(ctx, &Reply::Array(entries));
+    Ok(RedisValue::NoReply)
+}
+
+/// RG.PYEXECUTEREMOTE: RedisGears 1.2 keeps the command and answers this bulk string.
+pub fn py_execute_remote(_ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    Ok(RedisValue::BulkString("Execute remote is not longer supported".into()))
+}
+
+/// RG.PYFREEINTERPRETER: likewise.
+pub fn py_free_interpreter(_ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    Ok(RedisValue::BulkString("Free interpreter is not longer supported".into()))
+}
+
+/// RG.DUMPPLUGINS (module.c Command_DumpPlugins): `[name, version]` per loaded plugin; here
+/// the built-in Python engine, as REDISGEARSPYTHON_PLUGIN_NAME / _VERSION (1.0.0 -> 10000).
+pub fn dump_plugins(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    send(ctx, &Reply::Array(vec![Reply::Array(vec![bulk("GearsPythonPlugin"), Reply::Int(10000)])]));
     Ok(RedisValue::NoReply)
 }

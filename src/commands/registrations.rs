@@ -1,5 +1,6 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
+use crate::gears::executions::SHARD_ID;
 use crate::gears::flows::split_results;
 use crate::gears::registrations;
 use crate::redis::reply::send;
@@ -66,9 +67,10 @@ pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
 }
 
 pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    // RedisGears: argc 2..3, and a third argument other than ABORTPENDING is ignored.
     let (id, abort_pending) = match args.as_slice() {
         [_, id] => (id.to_string_lossy(), false),
-        [_, id, flag] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => (id.to_string_lossy(), true),
+        [_, id, flag] => (id.to_string_lossy(), flag.to_string_lossy().eq_ignore_ascii_case("abortpending")),
         _ => return Err(RedisError::WrongArity),
     };
     let session = registrations::session_of(&id);
@@ -94,18 +96,32 @@ pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> Redi
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
-/// RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>: a StreamReader registration stops taking
-/// batches (entries keep arriving and wait).
-pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let id = match args.as_slice() {
-        [_, id] => id.to_string_lossy(),
-        [_, flag, id] if flag.to_string_lossy().eq_ignore_ascii_case("abortpending") => id.to_string_lossy(),
-        _ => return Err(RedisError::WrongArity),
+/// RG.PAUSEREGISTRATIONS and RG.UNPAUSEREGISTRATIONS, as RedisGears'
+/// `Command_PauseRegistrationsMap`: an unknown id or a reader that cannot pause is an error
+/// named after it; RedisGears' error replies carry no `ERR` code.
+fn pause_or_unpause(id: &str, pause: bool) -> RedisResult {
+    let (verb, done) = if pause { ("pause", true) } else { ("unpause", false) };
+    let Some(reader) = registrations::reader_of(id) else {
+        // "Execution %s does not exists on shard %s" (Cluster_GetMyId: 40 zeros standalone)
+        return Err(RedisError::String(format!("Execution {id} does not exists on shard {SHARD_ID}")));
     };
-    if !crate::gears::streams::set_paused_by_id(&id, true) {
-        return Err(RedisError::Str("ERR no registration to pause"));
+    if !crate::gears::streams::set_paused_by_id(id, done) {
+        return Err(RedisError::String(format!("Reader {reader} does not support {verb}")));
     }
     Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>: a StreamReader registration stops taking
+/// batches (entries keep arriving and wait). RedisGears checks `argc != 2` before parsing
+/// ABORTPENDING, so its ABORTPENDING form can only fail; ours takes the id after it.
+pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy()).collect();
+    match words.as_slice() {
+        [flag] if flag.eq_ignore_ascii_case("abortpending") => Err(RedisError::Str("ERR no registration to pause")),
+        [id] => pause_or_unpause(id, true),
+        [flag, id] if flag.eq_ignore_ascii_case("abortpending") => pause_or_unpause(id, true),
+        _ => Err(RedisError::WrongArity),
+    }
 }
 
 /// RG.UNPAUSEREGISTRATIONS <id>: resumes it; what waited is processed.
@@ -113,8 +129,5 @@ pub fn unpause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisRes
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };
-    if !crate::gears::streams::set_paused_by_id(&id.to_string_lossy(), false) {
-        return Err(RedisError::Str("ERR no registration to unpause"));
-    }
-    Ok(RedisValue::SimpleStringStatic("OK"))
+    pause_or_unpause(&id.to_string_lossy(), false)
 }

@@ -110,14 +110,14 @@ pub fn add(id: &str, plan: Vec<String>, session: Arc<Session>) -> Arc<AtomicBool
     abort
 }
 
-/// Lists a finished execution of a registration (its first error, if any) and drops the ones
+/// Lists a finished execution of a registration (its results and errors) and drops the ones
 /// in `evict` (that registration's oldest, past `MaxExecutionsPerRegistration`).
-pub fn add_registered(id: String, total_ms: u64, first_error: Option<&str>, evict: Vec<String>) {
+pub fn add_registered(id: String, total_ms: u64, results: Vec<Reply>, errors: Vec<String>, evict: Vec<String>) {
     let execution = Execution {
         status: Status::Done,
         plan: Vec::new(),
-        results: Vec::new(),
-        errors: first_error.map(|e| vec![e.to_string()]).unwrap_or_default(),
+        results,
+        errors,
         total_ms,
         step_ms: Vec::new(),
         abort: Arc::new(AtomicBool::new(false)),

@@ -105,11 +105,14 @@ pub fn record_when_done(target: Target, started: Instant, result: Result<Callbac
 }
 
 pub fn record(id: &str, started: Instant, result: Result<Reply, SandboxError>) {
-    let first_error = match result {
-        Ok(reply) => split_results(reply).errors.into_iter().next(),
-        Err(e) => Some(e.to_string()),
+    let (results, errors) = match result {
+        Ok(reply) => {
+            let outcome = split_results(reply);
+            (outcome.results, outcome.errors)
+        }
+        Err(e) => (Vec::new(), vec![e.to_string()]),
     };
-    registrations::record_run(id, started.elapsed().as_millis() as u64, first_error.as_deref());
+    registrations::record_run(id, started.elapsed().as_millis() as u64, results, errors);
 }
 
 /// Runs the event's flow on a worker, within the registration's bounded backlog.

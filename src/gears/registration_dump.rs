@@ -16,14 +16,11 @@ fn args_reply(source: &Source) -> Reply {
         Source::Trigger { name, inorder } => {
             Reply::Array(vec![bulk("trigger"), bulk(name.as_str()), bulk("inorder"), Reply::Int(*inorder as i64)])
         }
-        Source::Hook { command, keyprefix, inorder } => Reply::Array(vec![
-            bulk("hook"),
-            bulk(command.as_str()),
-            bulk("keyprefix"),
-            keyprefix.as_ref().map_or(Reply::Null, |p| bulk(p.as_str())),
-            bulk("inorder"),
-            Reply::Int(*inorder as i64),
-        ]),
+        // CommandReader_DumpRegistrationData: `args` is always `trigger, <name>, inorder, n`;
+        // for a hook the args union holds the hooked command where the trigger name is.
+        Source::Hook { command, inorder, .. } => {
+            Reply::Array(vec![bulk("trigger"), bulk(command.as_str()), bulk("inorder"), Reply::Int(*inorder as i64)])
+        }
         Source::Keys { prefix, event_types, key_types, commands } => Reply::Array(vec![
             bulk("regex"),
             bulk(prefix.as_str()),
@@ -38,12 +35,14 @@ fn args_reply(source: &Source) -> Reply {
     }
 }
 
+/// PythonSessionCtx_ToString: `'sessionDescription':'%s'` with `"null"` when there is none
+/// (so quoted either way), and the lists built by ArrToStr (items joined by `,`, no space).
 fn pd_string(r: &Registration, ids: &[String]) -> String {
-    let list = ids.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(", ");
-    let desc = r.session.description.as_deref().map_or("null".to_string(), |d| format!("'{d}'"));
+    let list = ids.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(",");
+    let desc = r.session.description.as_deref().unwrap_or("null");
     let linked = if crate::gears::linked_sessions::is_linked(&r.session) { "primary" } else { "None" };
     format!(
-        "{{'sessionName':'{}', 'sessionDescription':{desc}, 'refCount': {}, 'linkedTo': {linked}, 'dead': {}, \
+        "{{'sessionName':'{}', 'sessionDescription':'{desc}', 'refCount': {}, 'linkedTo': {linked}, 'dead': {}, \
          'isInstallationNeeded':0, 'registrationsList':[{list}], 'depsList':[]}}",
         r.session.id,
         Arc::strong_count(&r.session),
@@ -92,7 +91,10 @@ type Map = BTreeMap<u64, (String, Registration)>;
 
 fn entry(reg: &Map, id: &str, r: &Registration, with_pd: bool) -> Reply {
     let st = &r.stats;
-    let avg = if st.triggered > 0 { st.total_ms as f64 / st.triggered as f64 } else { 0.0 };
+    // readers_common.h avgDurationMS: over the runs that ended (success + failures + aborted),
+    // 0 before any; sent with RedisModule_ReplyWithDouble (RESP2: `"0"`, `"2.5"`).
+    let ended = st.success + st.failures + st.aborted;
+    let avg = if ended > 0 { st.total_ms as f64 / ended as f64 } else { 0.0 };
     let mut data = vec![
         bulk("mode"),
         bulk(r.mode.as_str()),
@@ -109,15 +111,15 @@ fn entry(reg: &Map, id: &str, r: &Registration, with_pd: bool) -> Reply {
         bulk("totalRunDurationMS"),
         Reply::Int(st.total_ms as i64),
         bulk("avgRunDurationMS"),
-        bulk(format!("{avg:?}")),
+        Reply::Double(avg),
     ];
     if let Source::Stream(stream) = &r.source {
-        let avg_lag = if st.triggered > 0 { st.total_lag_ms as f64 / st.triggered as f64 } else { 0.0 };
+        let avg_lag = if ended > 0 { st.total_lag_ms as f64 / ended as f64 } else { 0.0 };
         data.extend([
             bulk("lastEstimatedLagMS"),
             Reply::Int(st.last_lag_ms as i64),
             bulk("avgEstimatedLagMS"),
-            bulk(format!("{avg_lag:?}")),
+            Reply::Double(avg_lag),
             bulk("lastError"),
             st.last_error.as_ref().map_or(Reply::Null, |e| bulk(e.as_str())),
             bulk("args"),

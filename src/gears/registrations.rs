@@ -347,8 +347,9 @@ pub fn record_lag(id: &str, lag_ms: u64) {
 }
 
 /// Counts one run of registration `id` and lists it as a registered execution (keeping the
-/// registration's newest `MaxExecutionsPerRegistration`).
-pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
+/// registration's newest `MaxExecutionsPerRegistration`) with its results and errors, which
+/// RG.GETRESULTS shows as RedisGears keeps them.
+pub fn record_run(id: &str, ms: u64, results: Vec<wasmgears_abi::Reply>, errors: Vec<String>) {
     let keep = crate::runtime::settings::int(crate::runtime::config::MAX_EXECUTIONS_PER_REGISTRATION).max(0) as usize;
     let mut reg = registry();
     let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) else { return };
@@ -359,10 +360,10 @@ pub fn record_run(id: &str, ms: u64, first_error: Option<&str>) {
         let excess = r.executions.len().saturating_sub(keep);
         listed = Some((execution_id, r.executions.drain(..excess).collect::<Vec<_>>()));
     }
-    count_run(&mut r.stats, ms, first_error);
+    count_run(&mut r.stats, ms, errors.first().map(String::as_str));
     drop(reg);
     if let Some((execution_id, evict)) = listed {
-        crate::gears::executions::add_registered(execution_id, ms, first_error, evict);
+        crate::gears::executions::add_registered(execution_id, ms, results, errors, evict);
     }
 }
 
@@ -394,6 +395,11 @@ fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
         }
         None => st.success += 1,
     }
+}
+
+/// The reader a registration reads with (`KeysReader`, `StreamReader`, ...).
+pub fn reader_of(id: &str) -> Option<String> {
+    seq(id).and_then(|k| registry().get(&k).map(|(_, r)| r.reader.clone()))
 }
 
 /// The session a registration runs in.

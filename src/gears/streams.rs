@@ -99,7 +99,8 @@ fn process(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], flush:
         };
         if read > 0 || error.is_some() {
             registrations::record_trigger(&target.id);
-            registrations::record_run(&target.id, started.elapsed().as_millis() as u64, error.as_deref());
+            let errors = error.iter().cloned().collect();
+            registrations::record_run(&target.id, started.elapsed().as_millis() as u64, Vec::new(), errors);
             registrations::record_lag(&target.id, lag_ms(&last));
         }
         let failed = error.is_some() && stream.policy != Policy::Continue;

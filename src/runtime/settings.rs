@@ -37,9 +37,10 @@ pub fn int(name: &str) -> i64 {
     settings().int(name)
 }
 
-pub fn set(name: &str, value: &str) -> Result<SetOutcome, ConfigError> {
+/// One RG.CONFIGSET pair (`value` is missing when the pairs ran out).
+pub fn set(name: &str, value: Option<&str>) -> Result<SetOutcome, ConfigError> {
     let mut config = settings();
-    let outcome = config.set(name, value, false)?;
+    let outcome = config.set_pair(name, value)?;
     apply_limits(&config);
     Ok(outcome)
 }

@@ -165,8 +165,12 @@ class GearsFuture:
     def continueFailed(self, err):
         if self._future.done():
             raise error("Can not continue with the same future twice")
-        # 1.2 (PyFuture continueFailed) keeps str(err) as the record's error, verbatim
-        self._future.set_exception(gears_host.flat_error(str(err)))
+        # 1.2 (PyFuture continueFailed) keeps str(err) as the record's error, verbatim. What
+        # 1.2's runCoroutine would not even catch (sys.exit(), KeyboardInterrupt) stays itself.
+        if isinstance(err, BaseException) and not isinstance(err, Exception):
+            self._future.set_exception(err)
+        else:
+            self._future.set_exception(gears_host.flat_error(str(err)))
 
     def __await__(self):
         return self._future.__await__()

@@ -4,7 +4,7 @@ import gears_async
 import gears_encode
 import gears_host
 
-_SETTING = ["ProfileExecutions"]
+_SETTING = ["wasmgears.ProfileExecutions"]  # the built-in value (configGet sees only extra keys)
 
 _profiler = None  # cProfile.Profile of this session's callbacks while ProfileExecutions is on
 
