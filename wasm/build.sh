@@ -11,9 +11,12 @@ top=$(dirname "$here")
 PY=$1
 cache=${WASMGEARS_CACHE:-$HOME/.cache/wasmgears}
 
-key=$( { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py \
-         "$top/tools/snapshot/src/main.rs" "$top/tools/snapshot/Cargo.toml" \
-         "$top/crates/sandbox/src/engine_config.rs" "$top/Cargo.lock" "$top/Cargo.toml"; } | sha256sum | cut -c1-16)
+inputs_key() {
+  { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py \
+      "$top/tools/snapshot/src/main.rs" "$top/tools/snapshot/Cargo.toml" \
+      "$top/crates/sandbox/src/engine_config.rs" "$top/Cargo.lock" "$top/Cargo.toml"; } | sha256sum | cut -c1-16
+}
+key=$(inputs_key)
 OUT=$cache/guest-$key
 if [ -f "$OUT/.done" ]; then echo "guest: cached at $OUT" >&2; echo "$OUT"; exit 0; fi
 
@@ -46,6 +49,12 @@ PYEOF
 
 "$top/target/release/wasmgears-snapshot" "$T/gears-raw.wasm" "$T/lib" "$T/gears.wasm" "$T/gears.cwasm"
 rm -rf "$T/sysroot" "$T/gears-raw.wasm"
+# An input edited while this ran: what was built is neither the old inputs nor the new ones.
+if [ "$(inputs_key)" != "$key" ]; then
+  rm -rf "$T"
+  echo "guest: the inputs changed during the build; not cached, run it again" >&2
+  exit 1
+fi
 rm -rf "$OUT" && mv "$T" "$OUT" && touch "$OUT/.done"
 echo "guest: done -> $OUT" >&2
 echo "$OUT"
