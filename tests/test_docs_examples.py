@@ -1,19 +1,4 @@
-"""The examples of RedisGears 1.2's own documentation, run unchanged against wasmgears: examples.md, commands.md, commands_hook.md and miss_event.md.
-
-Source: repository RedisGears/RedisGears, folder docs/ (1.2 line, e.g. commit 22f50d5 whose
-src/version.h says 1.2.7). Each test names the doc file and section its example comes from;
-the short example scripts are quoted as test data (most of them live in docs/snippets/<page>/).
-
-Conventions
-- What the docs print is asserted exactly where they print it. Where the docs print output
-  produced by an older RedisGears (e.g. KeysReader records without 'type'/'event'), the test
-  asserts what RedisGears 1.2's code gives instead and says so.
-- KeysReader scans come in no particular order (the docs say so: "The order of elements in
-  the reply may be different"), so such results are compared sorted.
-- Examples that need a cluster, RG.PYEXECUTEREMOTE, the network, RedisJSON/RedisAI or a second
-  Redis server are left out (intro "Cluster 101"/"Distributed Processing" cluster outputs,
-  examples.md "Average on age field in json", miss_event.md's read-through parts).
-"""
+"""RedisGears 1.2's documentation examples, run unchanged: examples.md, commands.md, commands_hook.md and miss_event.md (conventions: docs_helpers.py)."""
 import pytest
 import redis
 

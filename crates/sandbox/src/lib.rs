@@ -8,6 +8,7 @@
 //! - [`limits`]: memory cap, time limits, reply size (process-wide atomics).
 #![warn(missing_docs)]
 
+mod command_ctx;
 pub mod engine_config;
 mod guest;
 mod host_calls;

@@ -2,7 +2,7 @@
 //! nothing of Redis: a [`RedisCaller`] runs commands for one entry, [`HostServices`] hands out
 //! ids, tokens, configuration and the log for the whole process.
 
-use crate::state::CommandCtx;
+use crate::command_ctx::CommandCtx;
 use std::any::Any;
 use wasmgears_abi::Reply;
 

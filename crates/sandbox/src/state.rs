@@ -1,28 +1,15 @@
 //! What a store holds: the WASI context, the memory limiter, the host services and the entry
 //! into the guest in progress.
 
+pub use crate::command_ctx::CommandCtx;
 use crate::limits::MemoryLimiter;
 use crate::services::{HostServices, RedisCaller};
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmgears_abi::{RegistrationSpec, Reply};
+use wasmgears_abi::RegistrationSpec;
 use wasmtime_wasi::p1::WasiP1Ctx;
-
-/// The command a hook (`hook=`) or a `commands=` registration runs within: what
-/// `get_command()`, `call_next()` and `override_reply()` act on.
-#[derive(Clone)]
-pub struct CommandCtx {
-    /// The command's arguments, its name first.
-    pub args: Vec<Vec<u8>>,
-    /// A hook may `call_next`; a `commands=` registration may `override_reply`.
-    pub hook: bool,
-    /// The registration id of the hook running (its `call_next` goes to the next older one).
-    pub hook_id: Option<String>,
-    /// The reply `override_reply()` set, if any.
-    pub override_reply: Option<Reply>,
-}
 
 /// An execution a script created with `run()`: its id and plan.
 pub struct CreatedExecution {
