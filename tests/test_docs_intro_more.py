@@ -73,25 +73,22 @@ def test_intro_local_vs_global_countby(clean):
     assert dicts(run_ok(clean, script)) == FAMILIES
 
 
-def test_intro_local_vs_global_localgroupby_groupby(clean):
+@pytest.mark.parametrize("flow", [
     # intro.md "Local vs. Global", snippet intro/intro-014.py ("Expected result: the same")
-    script = INTRO_FAMILY_FUNCS + ("# Use local and global groupby operations\n"
-                                   "gb = GearsBuilder()\n"
-                                   "gb.localgroupby(fname, counter)\n"
-                                   "gb.groupby(key, summer)\n"
-                                   "gb.run('person:*')\n")
-    load_intro_persons(clean, 5)
-    assert dicts(run_ok(clean, script)) == FAMILIES
-
-
-def test_intro_local_vs_global_groupby_only(clean):
+    "# Use local and global groupby operations\n"
+    "gb = GearsBuilder()\n"
+    "gb.localgroupby(fname, counter)\n"
+    "gb.groupby(key, summer)\n"
+    "gb.run('person:*')\n",
     # intro.md "Local vs. Global", snippet intro/intro-015.py ("the same, but slower")
-    script = INTRO_FAMILY_FUNCS + ("# Use only global groupby - NON-RECOMMENDED\n"
-                                   "gb = GearsBuilder()\n"
-                                   "gb.groupby(fname, counter)\n"
-                                   "gb.run('person:*')\n")
+    "# Use only global groupby - NON-RECOMMENDED\n"
+    "gb = GearsBuilder()\n"
+    "gb.groupby(fname, counter)\n"
+    "gb.run('person:*')\n",
+], ids=["intro-014-localgroupby-groupby", "intro-015-groupby-only"])
+def test_intro_local_vs_global(clean, flow):
     load_intro_persons(clean, 5)
-    assert dicts(run_ok(clean, script)) == FAMILIES
+    assert dicts(run_ok(clean, INTRO_FAMILY_FUNCS + flow)) == FAMILIES
 
 
 def test_intro_repartitioning_data(clean):
