@@ -250,12 +250,18 @@ pub fn apply(
 ) -> Result<(), String> {
     let mut reg = registry();
     let replaced = |r: &Registration| replacing.is_some_and(|old| Arc::ptr_eq(old, &r.session));
-    for s in &staged {
-        if let ReaderSpec::Command { trigger: Some(trigger), .. } = &s.spec.reader {
-            if reg.values().any(|(_, r)| r.trigger() == Some(trigger.as_str()) && !replaced(r)) {
-                // RedisGears 1.2's words (command_reader.c), without the name.
-                return Err("trigger already registered".to_string());
-            }
+    let staged_triggers = staged.iter().filter_map(|s| match &s.spec.reader {
+        ReaderSpec::Command { trigger: Some(trigger), hook: None, .. } => Some(trigger.as_str()),
+        _ => None,
+    });
+    let mut taken: Option<std::collections::HashSet<&str>> = None; // built once, if needed
+    for trigger in staged_triggers {
+        let taken = taken.get_or_insert_with(|| {
+            reg.values().filter(|(_, r)| !replaced(r)).filter_map(|(_, r)| r.trigger()).collect()
+        });
+        if taken.contains(trigger) {
+            // RedisGears 1.2's words (command_reader.c), without the name.
+            return Err("trigger already registered".to_string());
         }
     }
     let old_keys: Vec<u64> = reg.iter().filter(|(_, (_, r))| replaced(r)).map(|(k, _)| *k).collect();

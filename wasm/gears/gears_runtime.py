@@ -59,6 +59,7 @@ _flows = {}  # execution id -> Flow, from run() until the host runs it
 _script_ran = False
 _in_script = False  # the script's top level is running (run() creates a host execution)
 _registrations = {}  # registration id -> Flow
+_trigger_names = set()  # the triggers of _registrations (a set: a script may register thousands)
 _staged = []  # (id, onRegistered) of this script's registrations, applied if it succeeds
 _deferred = {}  # host token -> (Run, registration id or None) of runs whose records wait
 
@@ -92,7 +93,9 @@ def _exec_script(source):
     except BaseException as exc:
         _flows.clear()  # a failing script starts nothing and registers nothing
         for registration_id, _ in _staged:
-            _registrations.pop(registration_id, None)
+            flow = _registrations.pop(registration_id, None)
+            if flow is not None and _is_trigger(flow):
+                _trigger_names.discard(flow.arg)
         return format_error(exc, exc.__traceback__)
     finally:
         _staged.clear()
@@ -122,14 +125,19 @@ def _create_execution(flow):
 def _register(flow, fields, on_registered):
     """register(): staged with the host, which applies it once the script has succeeded.
     `fields`: the spec's name/value pairs (crates/abi/src/registration.rs)."""
-    def is_trigger(f):
-        return f.reader == "CommandReader" and not f.kwargs.get("hook")
-    if is_trigger(flow) and any(is_trigger(f) and f.arg == flow.arg for f in _registrations.values()):
+    trigger = _is_trigger(flow)
+    if trigger and flow.arg in _trigger_names:
         raise error("trigger already registered in this session")
     registration_id = gears_host.request("create_registration", *fields)
     _registrations[registration_id] = flow
+    if trigger:
+        _trigger_names.add(flow.arg)
     _staged.append((registration_id, on_registered))
     return registration_id
+
+
+def _is_trigger(flow):
+    return flow.reader == "CommandReader" and not flow.kwargs.get("hook")
 
 
 def _finish(run, encode, owner=None):
