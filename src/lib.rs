@@ -93,6 +93,36 @@ fn on_stream_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str,
     }
 }
 
+/// Server events for StreamReader registrations: they find their streams again once loading
+/// ended and when this server became a primary (1.2 polls for the promotion every second).
+#[cfg(not(test))]
+mod server_events {
+    use redis_module::server_events::{LoadingSubevent, ServerRole};
+    use redis_module::Context;
+    use redis_module_macros::{loading_event_handler, role_changed_event_handler};
+
+    #[role_changed_event_handler]
+    fn on_role_changed(_ctx: &Context, role: ServerRole) {
+        if role == ServerRole::Primary {
+            guarded_event(|| crate::gears::streams::scan_all(true));
+        }
+    }
+
+    #[loading_event_handler]
+    fn on_loading(_ctx: &Context, event: LoadingSubevent) {
+        if event == LoadingSubevent::Ended {
+            guarded_event(|| crate::gears::streams::scan_all(false));
+        }
+    }
+
+    /// A panic must not unwind into Redis.
+    fn guarded_event(f: impl FnOnce()) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            crate::redis::log::warning("wasmgears: internal error (panic) in a server event handler");
+        }
+    }
+}
+
 /// Redis-facing wrappers: each runs its handler behind `commands::guarded`.
 macro_rules! guarded_commands {
     ($($name:ident => $handler:path),* $(,)?) => {

@@ -129,6 +129,7 @@ fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
         if registered {
             linked_sessions::link(&session);
             persistence::forget_failed(&session.id); // a session that failed to restore, replaced
+            crate::gears::streams::scan_session(&session);
         }
         let saved =
             registered.then(|| persistence::SavedSession::of(&session, replacing.as_ref().map(|s| s.id.clone())));

@@ -73,7 +73,7 @@ pub fn on_stream_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u
         return;
     }
     for (target, stream) in registrations::matching_stream_registrations(key) {
-        streams::on_entry_added(&target, &stream, key);
+        streams::on_entry_added(ctx, &target, &stream, key);
     }
 }
 

@@ -233,6 +233,7 @@ fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisMo
         linked_sessions::kill(old);
     }
     linked_sessions::link(&session);
+    crate::gears::streams::scan_session(&session);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! when it was staged: the script got an error then).
 
 use crate::gears::executions::SHARD_ID;
-use crate::gears::stream_registration::{StreamPosition, StreamRegistration};
+use crate::gears::stream_registration::StreamRegistration;
 use crate::session::Session;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -295,24 +295,25 @@ pub fn ids_of(session: &Arc<Session>) -> Vec<String> {
     registry().values().filter(|(_, r)| Arc::ptr_eq(&r.session, session)).map(|(id, _)| id.clone()).collect()
 }
 
-/// Where every StreamReader registration is in its streams.
-pub fn stream_positions() -> Vec<StreamPosition> {
-    let streams: Vec<(String, Arc<StreamRegistration>)> = registry()
+/// Every StreamReader registration.
+pub fn stream_registrations() -> Vec<(Target, Arc<StreamRegistration>)> {
+    registry()
         .values()
         .filter_map(|(id, r)| match &r.source {
-            Source::Stream(s) => Some((id.clone(), Arc::clone(s))),
+            Source::Stream(s) => Some((Target::of(id, r), Arc::clone(s))),
             _ => None,
         })
-        .collect();
-    // Each state is locked after the registry is released (both are "taken alone").
-    streams
-        .into_iter()
-        .flat_map(|(id, s)| {
-            s.positions().into_iter().map(move |(key, last_id)| StreamPosition {
-                registration: id.clone(),
-                key,
-                last_id,
-            })
+        .collect()
+}
+
+/// The StreamReader registrations of `session`.
+pub fn stream_registrations_of(session: &Arc<Session>) -> Vec<(Target, Arc<StreamRegistration>)> {
+    registry()
+        .values()
+        .filter(|(_, r)| Arc::ptr_eq(&r.session, session))
+        .filter_map(|(id, r)| match &r.source {
+            Source::Stream(s) => Some((Target::of(id, r), Arc::clone(s))),
+            _ => None,
         })
         .collect()
 }

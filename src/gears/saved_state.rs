@@ -1,12 +1,11 @@
 //! The saved sessions as Redis persists them: the RDB aux field of `rg_timeev` (after the
-//! keys), two strings: the sessions (persistence.rs) and the StreamReader positions
-//! (stream_positions.rs; since the type's encoding version 1).
+//! keys), two strings: the sessions (persistence.rs) and, since the type's encoding version
+//! 1, the StreamReader positions of older versions (stream_positions.rs: now always empty).
 //!
 //! `aux_save` also runs in the fork child of BGSAVE and AOF rewrites, where a mutex another
 //! thread held at fork time stays locked forever. So both strings are built beforehand,
 //! whenever what they hold changes (a session linked or replaced, a registration added or
-//! removed, a session that failed to restore listed or dropped: `publish`; a stream batch
-//! done: `publish_positions`), with the Redis lock held and before the change is propagated,
+//! removed, a session that failed to restore listed or dropped: `publish`), with the Redis lock held and before the change is propagated,
 //! and `aux_save` only reads them (`ForkSafe`: no waiting). A part that cannot be built
 //! leaves the last good one in place, loudly.
 //!
@@ -36,7 +35,7 @@ struct Parts {
 
 impl Default for Parts {
     fn default() -> Self {
-        Parts { sessions: None, positions: Arc::new(stream_positions::encode(&[])) }
+        Parts { sessions: None, positions: Arc::new(stream_positions::encode_none()) }
     }
 }
 
@@ -69,10 +68,6 @@ fn build_sessions() -> Option<Arc<Vec<u8>>> {
     (!sessions.is_empty()).then(|| Arc::new(persistence::encode(&sessions)))
 }
 
-fn build_positions() -> Arc<Vec<u8>> {
-    Arc::new(stream_positions::encode(&stream_positions::current()))
-}
-
 /// Rebuilds the parts `update` changes and publishes them; false (the last good parts kept)
 /// if it panicked.
 fn publish_with(update: impl FnOnce(&mut Parts)) -> bool {
@@ -99,13 +94,7 @@ fn warn_unless(published: bool) {
 pub fn publish() {
     warn_unless(publish_with(|parts| {
         parts.sessions = build_sessions();
-        parts.positions = build_positions();
     }));
-}
-
-/// Rebuilds the StreamReader positions (a batch moved on); the same rules as `publish`.
-pub fn publish_positions() {
-    warn_unless(publish_with(|parts| parts.positions = build_positions()));
 }
 
 /// What to write; None when there is nothing to save.
@@ -153,12 +142,12 @@ pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
         }
         _ => {
             raw::save_slice(rdb, &persistence::encode(&[]));
-            raw::save_slice(rdb, &stream_positions::encode(&[]));
+            raw::save_slice(rdb, &stream_positions::encode_none());
         }
     }
 }
 
-/// Re-creates the saved sessions and puts their StreamReader registrations where they were.
+/// Re-creates the saved sessions.
 /// An unreadable field fails the load (REDISMODULE_ERR) rather than losing them at the next
 /// save; a session that cannot be re-created is listed and kept (persistence::restore).
 ///
@@ -170,14 +159,14 @@ pub unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, w
     if !after_keys(when) {
         return OK;
     }
-    let read = || -> Result<(Vec<SavedSession>, Vec<_>), String> {
+    let read = || -> Result<(Vec<SavedSession>, usize), String> {
         let sessions = raw::load_string_buffer(rdb).map_err(|e| e.to_string())?;
         let sessions = persistence::decode(sessions.as_ref())?;
         let positions = if encver >= 1 {
             let positions = raw::load_string_buffer(rdb).map_err(|e| e.to_string())?;
-            stream_positions::decode(positions.as_ref())?
+            stream_positions::count(positions.as_ref())?
         } else {
-            Vec::new()
+            0
         };
         Ok((sessions, positions))
     };
@@ -197,9 +186,11 @@ pub unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, w
     let detached = crate::redis::worker_context::WorkerContext::detached();
     let ctx = detached.context().ctx;
     sessions.into_iter().for_each(|s| persistence::restore(s, Some(ctx)));
-    let applied = catch_unwind(AssertUnwindSafe(|| positions.into_iter().for_each(stream_positions::apply)));
-    if applied.is_err() {
-        crate::redis::log::warning("wasmgears: internal error restoring StreamReader positions");
+    if positions > 0 {
+        crate::redis::log::notice(&format!(
+            "wasmgears: {positions} StreamReader positions of an older version set aside: \
+             each registration reads its streams from their consumer group"
+        ));
     }
     publish();
     OK

@@ -33,30 +33,28 @@ pub(crate) enum Status {
     Paused,
 }
 
-/// `KeyState::pending` when it is not known: more than any batch, less than an overflow.
-const BACKLOG_UNKNOWN: usize = usize::MAX / 2;
-
+/// One stream of a registration, as RedisGears 1.2's `SingleStreamReaderCtx`.
 #[derive(Default)]
 pub(crate) struct KeyState {
-    pub last_id: String,
-    /// Entries added (by XADD events) and not yet processed: a hint, the stream is the truth.
-    pub pending: usize,
+    /// Entries not acknowledged yet: the stream's length when this state was made, plus the
+    /// XADDs seen since, minus the entries processed. A hint (a short read resets it), the
+    /// consumer group is the truth.
+    pub pending: u64,
+    /// The entries counted at creation were already there (found by a scan): a partial batch
+    /// of them runs at once instead of waiting for `batch` entries or `duration`.
+    pub backlog: bool,
     pub running: bool,
+    /// XADDs seen since the running batch started.
+    pub added_while_running: u64,
     pub timer: Option<u64>,
-}
-
-/// Where a registration is in one stream: the last entry id it processed there. Saved in the
-/// RDB and sent to replicas and the AOF after each batch (gears/stream_positions.rs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamPosition {
-    pub registration: String,
-    pub key: Vec<u8>,
-    pub last_id: String,
 }
 
 pub(crate) struct State {
     pub status: Status,
     pub keys: HashMap<Vec<u8>, KeyState>,
+    /// Bumped whenever `keys` is emptied (pause, failure, unregister): a batch that started
+    /// before does not start another.
+    pub generation: u64,
 }
 
 pub struct StreamRegistration {
@@ -85,7 +83,7 @@ impl StreamRegistration {
             trim,
             policy,
             retry_secs,
-            state: Mutex::new(State { status: Status::Ok, keys: HashMap::new() }),
+            state: Mutex::new(State { status: Status::Ok, keys: HashMap::new(), generation: 0 }),
         }
     }
 
@@ -93,28 +91,16 @@ impl StreamRegistration {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The last processed id per stream (streams it never processed are left out).
-    pub fn positions(&self) -> Vec<(Vec<u8>, String)> {
-        let state = self.state();
-        let mut out: Vec<_> = state
-            .keys
-            .iter()
-            .filter(|(_, ks)| ks.last_id != "0-0" && !ks.last_id.is_empty())
-            .map(|(key, ks)| (key.clone(), ks.last_id.clone()))
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// Continues stream `key` after `last_id` (a restored or replicated position). How many
-    /// entries wait after it is not known here (added before a restart, or on the primary),
-    /// so the next batch reads on until the stream is drained instead of waiting for that
-    /// many new entries.
-    pub fn set_position(&self, key: &[u8], last_id: &str) {
-        let mut state = self.state();
-        let ks = state.keys.entry(key.to_vec()).or_default();
-        ks.last_id = last_id.to_string();
-        ks.pending = BACKLOG_UNKNOWN;
+    /// Forgets every stream (pause, failure): each is found again by the next scan, which
+    /// first re-reads what was delivered and never acknowledged.
+    pub(crate) fn forget_streams(state: &mut State) {
+        for ks in state.keys.values_mut() {
+            if let Some(timer) = ks.timer.take() {
+                crate::runtime::timers::cancel(timer);
+            }
+        }
+        state.keys.clear();
+        state.generation += 1;
     }
 
     pub fn status_name(&self) -> &'static str {

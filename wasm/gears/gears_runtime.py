@@ -188,17 +188,57 @@ def _run_key_event(payload):
     return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
 
-def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
-    """Up to `count` entries of stream `key` after `after_id` through the registration's flow.
-    Results: [last id read, number read]; processed entries are deleted when `trim` is set
-    and the batch succeeded (or failures are to be skipped: policy 'continue'). Records that
-    wait (async steps) finish later; their errors go to the log."""
+# RedisGears 1.2's names (streams_reader.c): one consumer group and one consumer for every
+# StreamReader registration, so the group is where a registration is in a stream (saved with
+# the stream, replicated with it, seen in XINFO GROUPS).
+STREAM_GROUP = "__gears_consumer_group__"
+STREAM_CONSUMER = "__gears_client__"
+
+
+def _read_group(key, read_pending, count):
+    """One XREADGROUP of `key`: the entries delivered before and never acknowledged (id `0`)
+    or new ones (`>`); the group is created at the stream's start the first time, as 1.2
+    does on its first NOGROUP. [] when there is nothing (or no stream any more)."""
+    command = ["XREADGROUP", "GROUP", STREAM_GROUP, STREAM_CONSUMER]
+    if count > 0:
+        command += ["COUNT", str(count)]
+    command += ["STREAMS", key, "0" if read_pending else ">"]
+    try:
+        reply = gears_host.call(command)
+    except error:
+        try:
+            gears_host.call(["XGROUP", "CREATE", key, STREAM_GROUP, "0"])
+        except error:
+            pass  # it exists (or the key is not a stream: the read says so)
+        try:
+            reply = gears_host.call(command)
+        except error:
+            return []
+    if not reply:
+        return []
+    return reply[0][1]
+
+
+def _next_id(entry_id):
+    """The smallest id after `entry_id` (XTRIM MINID keeps it and everything newer)."""
+    ms, seq = (int(part) for part in entry_id.split("-"))
+    return "%d-%d" % ((ms, seq + 1) if seq < 2**64 - 1 else (ms + 1, 0))
+
+
+def _run_stream_batch(registration_id, key, read_pending, count, trim, policy):
+    """A batch of stream `key` through the registration's flow: up to `count` new entries
+    (0: no limit), or with `read_pending` the ones read before and not acknowledged (after a
+    restart, a failover, a pause or a failure). The batch is acknowledged when it succeeded
+    (or failures are skipped: policy 'continue'; never when the error pauses), then with
+    `trim` the stream is trimmed to what was not processed yet. Results: [number read, last
+    id]. Records that wait (async steps) finish later; their errors go to the log."""
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
-    entries = gears_host.call(["XRANGE", key, "(" + after_id, "+", "COUNT", count])
+    entries = _read_group(key, read_pending == "1", int(count))
+    # A pending entry deleted since it was read comes back without fields: only acknowledged.
     records = [{"key": key, "id": entry_id, "value": gears_readers.field_dict(fields)}
-               for entry_id, fields in entries]
+               for entry_id, fields in entries if fields is not None]
     errors = []
     run = flow.start(errors, format_error, source=records)
     if not run.done:
@@ -208,10 +248,16 @@ def _run_stream_batch(registration_id, key, after_id, count, trim, policy):
             for e in errors[reported:]:
                 log("registration %s: %s" % (registration_id, e), "warning")
         run.on_done = log_later_errors
-    if records and trim == "1" and (not errors or policy == "continue"):
-        gears_host.call(["XDEL", key] + [r["id"] for r in records])
-    last = records[-1]["id"] if records else after_id
-    return gears_encode.encode_results([last, len(records)], errors)
+    pausing = bool(errors) and str(errors[0]).startswith("PAUSE")
+    if entries and not pausing and (not errors or policy == "continue"):
+        try:  # as 1.2, a stream changed under us is logged, not fatal
+            gears_host.call(["XACK", key, STREAM_GROUP] + [entry_id for entry_id, _ in entries])
+            if trim == "1":
+                gears_host.call(["XTRIM", key, "MINID", _next_id(entries[-1][0])])
+        except error as exc:
+            log("Failed acking or trimming messages of %r: %s" % (key, exc), "warning")
+    last = entries[-1][0] if entries else ""
+    return gears_encode.encode_results([len(entries), last], errors)
 
 
 def _run_time_event(event_id):

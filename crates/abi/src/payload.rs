@@ -22,24 +22,24 @@ pub struct StreamBatch<'a> {
     pub registration: &'a str,
     /// The stream key.
     pub key: &'a [u8],
-    /// The batch starts after this entry id.
-    pub after_id: &'a str,
-    /// At most this many entries.
+    /// Read the entries delivered before and never acknowledged (id `0`), not new ones.
+    pub read_pending: bool,
+    /// At most this many entries (0: no limit).
     pub count: usize,
-    /// Delete the entries once processed.
+    /// Trim the stream to what was not processed once the batch is acknowledged.
     pub trim: bool,
-    /// `onFailedPolicy` (`continue` deletes even after a failure).
+    /// `onFailedPolicy` (`continue` acknowledges even after a failure).
     pub policy: &'a str,
 }
 
 impl StreamBatch<'_> {
-    /// Its payload: `[registration id, key, after id, count, trim "0"/"1", policy]`.
+    /// Its payload: `[registration id, key, read pending "0"/"1", count, trim "0"/"1", policy]`.
     pub fn encode(&self) -> Vec<u8> {
         let count = self.count.to_string();
         encode_args(&[
             self.registration.as_bytes(),
             self.key,
-            self.after_id.as_bytes(),
+            if self.read_pending { b"1" } else { b"0" },
             count.as_bytes(),
             if self.trim { b"1" } else { b"0" },
             self.policy.as_bytes(),
@@ -54,7 +54,7 @@ pub fn one_id(id: &str) -> Vec<u8> {
 }
 
 /// What a flow entry hands back: `[[results...], [errors...]]`, plus `[ms per step...]` when
-/// profiling. A stream batch's results are `[last id read, number read]`.
+/// profiling. A stream batch's results are `[number read, last id read]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FlowResults {
     /// The records, as values.
@@ -111,8 +111,8 @@ mod tests {
     fn payloads_put_the_registration_first() {
         let p = trigger("0000-1", &["t", "a"]);
         assert_eq!(decode_args(&p).unwrap(), vec![&b"0000-1"[..], b"t", b"a"]);
-        let p = StreamBatch { registration: "r", key: b"s", after_id: "0-0", count: 3, trim: true, policy: "abort" };
-        assert_eq!(decode_args(&p.encode()).unwrap(), vec![&b"r"[..], b"s", b"0-0", b"3", b"1", b"abort"]);
+        let p = StreamBatch { registration: "r", key: b"s", read_pending: true, count: 3, trim: true, policy: "abort" };
+        assert_eq!(decode_args(&p.encode()).unwrap(), vec![&b"r"[..], b"s", b"1", b"3", b"1", b"abort"]);
     }
 
     #[test]
