@@ -162,6 +162,7 @@ guarded_commands! {
     dump_plugins => commands::python::dump_plugins,
     info_cluster => commands::cluster::info_cluster,
     refresh_cluster => commands::cluster::refresh_cluster,
+    hello => commands::cluster::hello,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -208,6 +209,7 @@ mod entry {
             ["rg.dumpplugins", dump_plugins, "readonly", 0, 0, 0, ""],
             ["rg.infocluster", info_cluster, "readonly", 0, 0, 0, ""],
             ["rg.refreshcluster", refresh_cluster, "readonly", 0, 0, 0, ""],
+            ["rg.hello", hello, "readonly", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

@@ -1,7 +1,8 @@
 //! The execution commands: RG.DUMPEXECUTIONS, RG.GETEXECUTION, RG.GETRESULTS,
 //! RG.GETRESULTSBLOCKING, RG.DROPEXECUTION, RG.ABORTEXECUTION (spec §1.1, §1.4).
 
-use crate::gears::executions::{self, Execution, Status, SHARD_ID};
+use crate::gears::executions::{self, Execution, Status};
+use crate::gears::topology;
 use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
 use crate::redis::reply::{bulk, send};
 use crate::redis::worker_context::WorkerContext;
@@ -111,7 +112,15 @@ pub fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             _ => return Err(RedisError::Str("unknown subcommand")),
         }
     }
-    done(ctx, Reply::Array(vec![Reply::Array(vec![bulk("shard_id"), bulk(SHARD_ID), bulk("execution_plan"), plan])]))
+    done(
+        ctx,
+        Reply::Array(vec![Reply::Array(vec![
+            bulk("shard_id"),
+            bulk(topology::shard_id()),
+            bulk("execution_plan"),
+            plan,
+        ])]),
+    )
 }
 
 /// RG.GETRESULTS <id> [...]: `argc < 2` is the only arity check, extra arguments are ignored.

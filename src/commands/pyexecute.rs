@@ -34,6 +34,11 @@ pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         other => RedisError::String(other.to_string()),
     })?;
     check_session_options(&parsed)?;
+    if crate::redis::cluster_api::cluster_enabled(ctx) {
+        // The ids this script's executions and registrations get carry the node id once the
+        // cluster has more than one shard: read the topology as it is now.
+        let _ = crate::gears::topology::refresh(ctx, false);
+    }
 
     // The session acts with the authority of whoever sent the script (RunScriptsAs).
     let run_as = if settings::scripts_run_as_module() {

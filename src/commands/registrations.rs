@@ -1,6 +1,5 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
-use crate::gears::executions::SHARD_ID;
 use crate::gears::flows::split_results;
 use crate::gears::registrations;
 use crate::redis::reply::send;
@@ -103,7 +102,10 @@ fn pause_or_unpause(id: &str, pause: bool) -> RedisResult {
     let (verb, done) = if pause { ("pause", true) } else { ("unpause", false) };
     let Some(reader) = registrations::reader_of(id) else {
         // "Execution %s does not exists on shard %s" (Cluster_GetMyId: 40 zeros standalone)
-        return Err(RedisError::String(format!("Execution {id} does not exists on shard {SHARD_ID}")));
+        return Err(RedisError::String(format!(
+            "Execution {id} does not exists on shard {}",
+            crate::gears::topology::shard_id()
+        )));
     };
     if !crate::gears::streams::set_paused_by_id(id, done) {
         return Err(RedisError::String(format!("Reader {reader} does not support {verb}")));

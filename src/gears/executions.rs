@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wasmgears_abi::Reply;
 
-/// Standalone shard id: forty zeros.
-pub const SHARD_ID: &str = "0000000000000000000000000000000000000000";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
@@ -81,7 +78,7 @@ pub fn registry() -> MutexGuard<'static, Registry<Execution>> {
 }
 
 pub fn next_id() -> String {
-    format!("{SHARD_ID}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    format!("{}-{}", crate::gears::topology::shard_id(), NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Lists a new execution of `session`, evicting the oldest finished ones past `MaxExecutions`.

@@ -20,3 +20,4 @@ pub mod stream_positions;
 pub mod stream_registration;
 pub mod streams;
 pub mod time_events;
+pub mod topology;

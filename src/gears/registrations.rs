@@ -2,7 +2,6 @@
 //! script that made them succeeds, all of them or none (a spec the guest staged was checked
 //! when it was staged: the script got an error then).
 
-use crate::gears::executions::SHARD_ID;
 use crate::gears::stream_registration::StreamRegistration;
 use crate::session::Session;
 use std::collections::BTreeMap;
@@ -227,7 +226,7 @@ pub fn registry() -> MutexGuard<'static, BTreeMap<u64, (String, Registration)>> 
 }
 
 pub fn next_id() -> String {
-    format!("{SHARD_ID}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    format!("{}-{}", crate::gears::topology::shard_id(), NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 /// After restoring registration `id`: new ids come after it.
@@ -238,7 +237,12 @@ pub fn seen_id(id: &str) {
 }
 
 fn seq(id: &str) -> Option<u64> {
-    id.strip_prefix(SHARD_ID)?.strip_prefix('-')?.parse().ok()
+    // `<40-character shard id>-<n>`: the shard id is 40 zeros, or a cluster node's id.
+    let (shard, n) = id.split_once('-')?;
+    if shard.len() != 40 {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// Applies a script's staged registrations, all or none; with `replacing` (UPGRADE,

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod caller;
+pub mod cluster_api;
 pub mod command_filter;
 pub mod flags;
 pub mod log;

@@ -12,6 +12,7 @@ import types
 import gears_abi
 import gears_async
 import gears_builder
+import gears_cluster
 import gears_encode
 import gears_host
 
@@ -104,7 +105,7 @@ class atomic:
 
 def hashtag():
     """A hash tag mapping to this shard's first slot; standalone: slot 0's ('06S')."""
-    return "06S"
+    return gears_cluster.hashtag()
 
 
 def flatError(msg):

@@ -10,6 +10,7 @@ a hash's fields in the order of their hashes.
 import types
 
 import _gears_host
+import gears_cluster
 import gears_host
 
 error = gears_host.error
@@ -146,7 +147,7 @@ def python_reader(func=None, **_):
 
 
 def shards_id_reader(*_, **__):
-    yield "1"  # standalone: a single shard
+    yield gears_cluster.my_shard_id()  # '1' outside cluster mode
 
 
 READERS = {
