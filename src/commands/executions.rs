@@ -152,7 +152,7 @@ pub fn get_results_blocking(ctx: &Context, args: Vec<RedisString>) -> RedisResul
         return Err(RedisError::Str(BLOCKING_NOT_ALLOWED));
     }
     // Registered under the registry lock, so the finishing worker cannot miss this client.
-    e.waiters.push(Arc::new(WorkerContext::block(ctx)));
+    e.waiters.push(Arc::new(WorkerContext::block_waiting(ctx)));
     Ok(RedisValue::NoReply)
 }
 

@@ -18,6 +18,8 @@ pub struct WorkerContext {
     released: AtomicBool,
     /// Set once a reply was queued: a client dropped without one gets an error instead.
     replied: AtomicBool,
+    /// The blocked time counts as the command's own (SLOWLOG, command stats).
+    measured: bool,
 }
 
 // SAFETY: Redis allows a blocked-client handle and its thread-safe context to be used from
@@ -26,14 +28,36 @@ unsafe impl Send for WorkerContext {}
 unsafe impl Sync for WorkerContext {}
 
 impl WorkerContext {
-    /// Blocks the client of `ctx` (no timeout; answered by `reply`, released on drop).
+    /// Blocks the client of `ctx` while work is done for it (no timeout; answered by `reply`,
+    /// released on drop). The time until `unblock` counts as the command's own, so a long
+    /// RG.PYEXECUTE or run() shows in SLOWLOG and the command stats.
     pub fn block(ctx: &Context) -> WorkerContext {
+        Self::block_client(ctx, true)
+    }
+
+    /// Blocks the client of `ctx` while it waits for work it did not start
+    /// (RG.GETRESULTSBLOCKING): like BLPOP, the wait is not the command's time.
+    pub fn block_waiting(ctx: &Context) -> WorkerContext {
+        Self::block_client(ctx, false)
+    }
+
+    fn block_client(ctx: &Context, measured: bool) -> WorkerContext {
         // SAFETY: `ctx` is a live command context on the main thread; the callbacks are
         // optional and a zero timeout means none.
         let client = unsafe { raw::RedisModule_BlockClient.expect("Redis API")(ctx.ctx, None, None, None, 0) };
+        // SAFETY: `client` was just returned by RedisModule_BlockClient; the API may be
+        // missing on an older Redis, then nothing is measured (Redis adds the measured time
+        // to the command's when unblocking).
+        let measured = measured
+            && unsafe {
+                match raw::RedisModule_BlockedClientMeasureTimeStart {
+                    Some(start) => start(client) == raw::REDISMODULE_OK as i32,
+                    None => false,
+                }
+            };
         // SAFETY: `client` was just returned by RedisModule_BlockClient.
         let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.expect("Redis API")(client) };
-        WorkerContext { client, ctx, released: AtomicBool::new(false), replied: AtomicBool::new(false) }
+        WorkerContext { client, ctx, released: AtomicBool::new(false), replied: AtomicBool::new(false), measured }
     }
 
     /// A context for work no client waits on.
@@ -45,6 +69,7 @@ impl WorkerContext {
             ctx,
             released: AtomicBool::new(false),
             replied: AtomicBool::new(false),
+            measured: false,
         }
     }
 
@@ -78,10 +103,14 @@ impl WorkerContext {
             return;
         }
         // SAFETY: both pointers came from BlockClient/GetThreadSafeContext; the `released`
-        // flag makes this run once, and `lock`/`reply` are not used after it by our callers.
+        // flag makes this run once, and `lock`/`reply` are not used after it by our callers;
+        // the measure is ended only where it was started.
         unsafe {
             raw::RedisModule_FreeThreadSafeContext.expect("Redis API")(self.ctx);
             if !self.client.is_null() {
+                if let (true, Some(end)) = (self.measured, raw::RedisModule_BlockedClientMeasureTimeEnd) {
+                    end(self.client);
+                }
                 raw::RedisModule_UnblockClient.expect("Redis API")(self.client, ptr::null_mut());
             }
         }
