@@ -221,10 +221,12 @@ GB().map(park).register(prefix='m:*', mode='sync')
     assert r.get("allowed:m:1") == "False"
     stats = registration_stats(r, rid)
     assert "Creating async record is not allow" in stats["lastError"]
-    # Outside MULTI the same registration may go async (and waits: nothing continues it).
+    # Outside MULTI the same registration may go async; nothing keeps the future, so its
+    # record fails as in 1.2 (a PyFuture freed without a continue).
     r.set("m:2", "x")
     assert r.get("allowed:m:2") == "True"
-    assert registration_stats(r, rid)["numFailures"] == 1
+    assert wait_for(lambda: registration_stats(r, rid)["numFailures"] == 2)
+    assert "Async record did not called continue" in registration_stats(r, rid)["lastError"]
 
 
 def test_a_sync_registration_that_goes_async_continues_after_the_command(server, clean):
@@ -273,7 +275,11 @@ def test_other_sessions_and_redis_keep_running_while_one_waits(server, clean):
 def test_abort_a_waiting_execution(server, clean):
     r = clean
     script = """
-GB('PythonReader').map(lambda x: gearsFuture()).run(lambda: iter([1, 2]))
+kept = []  # a future nobody keeps fails its record at once (1.2's PyFuture dealloc)
+def park(x):
+    kept.append(gearsFuture())
+    return kept[-1]
+GB('PythonReader').map(park).run(lambda: iter([1, 2]))
 """
     before = r.info("rg")["rg_nsessions"]
     eid = r.execute_command("RG.PYEXECUTE", script, "UNBLOCKING")
@@ -291,9 +297,11 @@ def test_unregister_abortpending_fails_waiting_records_and_frees_the_session(ser
     r = clean
     before = r.info("rg")["rg_nsessions"]
     script = """
+kept = []
 def park(x):
     execute('set', 'parked', '1')
-    return gearsFuture()
+    kept.append(gearsFuture())
+    return kept[-1]
 GB('CommandReader').map(park).register(trigger='never')
 """
     assert pyexec(r, script) == "OK"
@@ -398,15 +406,17 @@ GB('CommandReader').map(maybe_wait).register(trigger='alt')
 
 def test_a_flow_run_inside_a_step_keeps_the_steps_future(r):
     script = """
+async def value(v):
+    return v
 def before(x):
     f = gearsFuture()
     res, errs = GB('PythonReader').map(lambda y: y + 1).run(lambda: iter([1, 2])).result()
-    f.continueRun('%s:%s' % (x, ','.join(res)))
+    runCoroutine(value('%s:%s' % (x, ','.join(res))), f)  # continues f once it was returned
     return f
 def after(x):
     GB('PythonReader').run(lambda: iter([1]))
     f = gearsFuture()
-    f.continueRun(x + '!')
+    runCoroutine(value(x + '!'), f)
     return f
 GB('PythonReader').map(before).map(after).run(lambda: iter(['a']))
 """

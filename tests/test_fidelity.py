@@ -1,5 +1,8 @@
 """Behaviour as RedisGears 1.2's own code has it (docs/fidelity-audit.md has the sources)."""
+import time
+
 import pytest
+import redis
 
 from conftest import pyexec, pyexec_err
 
@@ -336,3 +339,33 @@ def test_commands_kept_for_compatibility(r):
     assert r.execute_command("RG.PYFREEINTERPRETER") == "Free interpreter is not longer supported"
     # module.c Command_DumpPlugins: [name, version] per plugin.
     assert r.execute_command("RG.DUMPPLUGINS") == [["GearsPythonPlugin", 10000]]
+
+
+def test_a_dropped_or_early_continued_future_fails_its_record_in_1_2_words(clean):
+    # redisgears_python.c: a PyFuture freed before any continue fails its record with "Async
+    # record did not called continue"; futureContinue before the step returned the future has
+    # no continue type yet: "Can not handle future untill it returned from the callback".
+    dropped = ("def f(r, *args):\n    f1 = gearsFuture()\n    return f1\n"
+               "GB('CommandReader').map(f).register(trigger='dropped', mode='async_local')")
+    assert pyexec(clean, dropped) == "OK"
+    with pytest.raises(redis.ResponseError, match="Async record did not called continue"):
+        clean.execute_command("RG.TRIGGER", "dropped")
+    early = ("def f(r, *args):\n    f1 = gearsFuture()\n    f1.continueRun(r)\n    return f1\n"
+             "GB('CommandReader').map(f).register(trigger='early', mode='async_local')")
+    assert pyexec(clean, early) == "OK"
+    with pytest.raises(redis.ResponseError, match="Can not handle future untill it returned from the callback"):
+        clean.execute_command("RG.TRIGGER", "early")
+    # a future kept somewhere still waits, and is continued later
+    kept = ("waiting = []\ndef f(r, *args):\n    f1 = gearsFuture()\n    waiting.append(f1)\n    return f1\n"
+            "def release(r):\n    [w.continueRun('later') for w in waiting]\n    return 'released'\n"
+            "GB('CommandReader').map(f).register(trigger='kept', mode='async_local')\n"
+            "GB('CommandReader').map(release).register(trigger='release', mode='async_local')")
+    assert pyexec(clean, kept) == "OK"
+    other = clean.connection_pool.get_connection()
+    try:
+        other.send_command("RG.TRIGGER", "kept")
+        time.sleep(0.3)  # its record parked
+        assert clean.execute_command("RG.TRIGGER", "release") == ["released"]
+        assert other.read_response() in ([b"later"], ["later"])
+    finally:
+        clean.connection_pool.release(other)

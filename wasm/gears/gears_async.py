@@ -96,6 +96,7 @@ def start(awaitable):
             awaitable.close()  # never started: no "was never awaited" warning
         raise error("Creating async record is not allow")
     if isinstance(awaitable, GearsFuture):
+        awaitable._returned = True
         return awaitable._future
     if isinstance(awaitable, asyncio.Future):
         return awaitable
@@ -150,16 +151,25 @@ def _wake_delay_ms(seconds):
     return max(0, int(seconds * 1000) + 1)
 
 
+NOT_CONTINUED = "Async record did not called continue"
+
+
 class GearsFuture:
     """gearsFuture(): returned by a step, it parks the record until continueRun(value) or
     continueFailed(error) is called from any later callback of this session."""
 
     def __init__(self):
         self._future = loop().create_future()
+        self._returned = False  # set once its step returned it (start())
 
     def continueRun(self, value):
         if self._future.done():
             raise error("Can not continue with the same future twice")
+        if not self._returned:
+            # 1.2 (futureContinue): how a value continues depends on the step (map, filter,
+            # flatmap, foreach), known only once the step returned the future. A failure
+            # (continueFailed) needs no such knowledge and is taken at once.
+            raise error("Can not handle future untill it returned from the callback")
         self._future.set_result(value)
 
     def continueFailed(self, err):
@@ -177,6 +187,16 @@ class GearsFuture:
 
     def __getstate__(self):
         return None
+
+    def __del__(self):
+        # Dropped while its record still waits: nothing can continue it any more, so the record
+        # fails as in 1.2 (PyFuture's dealloc) instead of waiting for ever.
+        future = self._future
+        if not future.done() and getattr(future, "_callbacks", None):
+            try:
+                future.set_exception(gears_host.flat_error(NOT_CONTINUED))
+            except RuntimeError:  # its loop is closed: the session is going away
+                pass
 
 
 def gearsFuture():
