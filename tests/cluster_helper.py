@@ -1,8 +1,7 @@
 """Real Redis Clusters on loopback for the tests: N masters (and replicas) started with the
 module, joined with CLUSTER MEET, slots given with CLUSTER ADDSLOTSRANGE, ready once every node
 says cluster_state:ok and knows every other node."""
-import time
-
+import pytest
 import redis
 
 from conftest import RedisServer, free_port, wait_for
@@ -81,3 +80,19 @@ class Cluster:
     def stop(self):
         errors = [e for e in (n.stop() for n in self.nodes) if e]
         return "\n".join(errors) or None
+
+
+@pytest.fixture
+def cluster_of(tmp_path):
+    """cluster_of(shards, replicas=0) -> a started Cluster, stopped after the test."""
+    started = []
+
+    def make(shards, replicas=0):
+        cluster = Cluster(tmp_path / f"c{len(started)}", shards, replicas)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    errors = [e for e in (c.stop() for c in started) if e]
+    if errors:
+        pytest.fail("\n".join(errors))

@@ -1,27 +1,10 @@
 """The cluster as each shard sees it (issue #15, topology): RG.INFOCLUSTER in 1.2's shape
 (src/cluster.c Cluster_GetClusterInfo), RG.HELLO, RG.REFRESHCLUSTER, ids `<node id>-<n>`,
 ShardsIDReader and hashtag(), read from Redis's own CLUSTER SLOTS without any RG.REFRESHCLUSTER."""
-import pytest
-
-from cluster_helper import Cluster
+from cluster_helper import cluster_of  # noqa: F401 (a fixture)
 from conftest import as_dict, pyexec
 
 STANDALONE = "0" * 40
-
-
-@pytest.fixture
-def cluster_of(tmp_path):
-    started = []
-
-    def make(shards, replicas=0):
-        cluster = Cluster(tmp_path / f"c{len(started)}", shards, replicas)
-        started.append(cluster)
-        return cluster
-
-    yield make
-    errors = [e for e in (c.stop() for c in started) if e]
-    if errors:
-        pytest.fail("\n".join(errors))
 
 
 def info_of(c):
