@@ -4,6 +4,8 @@ SHELL := /bin/bash
 export WASMGEARS_CACHE ?= $(HOME)/.cache/wasmgears
 PORT ?= 6379
 VENV := $(WASMGEARS_CACHE)/venv
+CLIENTS_VENV := $(WASMGEARS_CACHE)/clients-venv
+TEST_WHEELS := $(WASMGEARS_CACHE)/test-wheels
 MODULE := target/release/libwasmgears.so
 
 .PHONY: all deps module run test unit-test integration-test bench fuzz lint layers clean-cache
@@ -30,13 +32,21 @@ $(VENV)/.done: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
+# The client tools (tests/test_clients_*.py) and the wheels their tests install on the server.
+$(CLIENTS_VENV)/.done: tests/clients-requirements.txt tests/wheelhouse-requirements.txt
+	python3 -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install -q -r tests/clients-requirements.txt
+	$(CLIENTS_VENV)/bin/pip download -q --no-deps --only-binary=:all: -d $(TEST_WHEELS) -r tests/wheelhouse-requirements.txt
+	touch $@
+
 # Rust tests of every crate; the sandbox's run the built guest against a fake host (no Redis).
 unit-test: module
 	WASMGEARS_GUEST_DIR=$$(cat target/.guest-dir) WASMGEARS_REQUIRE_GUEST=1 cargo test --release --workspace
 
-integration-test: module $(VENV)/.done
+integration-test: module $(VENV)/.done $(CLIENTS_VENV)/.done
 	@py=$$(bash python-wasi/build.sh); \
 	WASMGEARS_MODULE=$(CURDIR)/$(MODULE) WASMGEARS_NATIVE_PYTHON=$$py/native/python \
+	WASMGEARS_CLIENTS_BIN=$(CLIENTS_VENV)/bin WASMGEARS_TEST_WHEELS=$(TEST_WHEELS) \
 	$(VENV)/bin/python -m pytest -q tests
 
 # Imports between layers run one way (tools/check-layers.py says which).

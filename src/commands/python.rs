@@ -74,16 +74,20 @@ pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    let mut seen: std::collections::BTreeMap<(String, String), (String, usize)> = Default::default();
-    for session in linked_sessions::linked() {
-        for req in &session.requirements {
-            seen.entry((req.name.clone(), req.version.clone())).or_insert_with(|| (req.file.clone(), 0)).1 += 1;
-        }
-    }
+    // Every requirement installed so far (1.2 keeps them after their script ended), with the
+    // number of live sessions that use it.
+    let sessions = linked_sessions::linked();
+    let seen: Vec<(String, String, usize)> = crate::runtime::wheelhouse::installed()
+        .into_iter()
+        .map(|(name, _version, file)| {
+            let users = sessions.iter().filter(|s| s.requirements.iter().any(|r| r.name == name)).count();
+            (name, file, users)
+        })
+        .collect();
     let dir = crate::runtime::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
     let entries = seen
         .into_iter()
-        .map(|((name, _version), (file, sessions))| {
+        .map(|(name, file, sessions)| {
             Reply::Array(vec![
                 bulk("GearReqVersion"),
                 // PY_REQ_VERSION of RedisGears 1.2 (the version with PY_REQ_VERSION_WITH_REQ_DICT_INDICATION)

@@ -54,7 +54,9 @@ pub fn parse<S: AsRef<[u8]>>(args: &[S]) -> Result<PyExecuteArgs, ArgsError> {
             "DESCRIPTION" => parsed.description = Some(value("DESCRIPTION")?),
             "REPLACE_WITH" => parsed.replace_with = Some(value("REPLACE_WITH")?),
             "REQUIREMENTS" => {
-                parsed.requirements = Some(it.by_ref().map(text).collect());
+                // Blank strings come from the blank lines of a requirements file, which
+                // gears-cli passes on verbatim: they name nothing and are ignored.
+                parsed.requirements = Some(it.by_ref().map(text).filter(|r| !r.trim().is_empty()).collect());
             }
             _ => return Err(ArgsError::Unknown(text(token))),
         }
@@ -82,6 +84,7 @@ mod tests {
         assert_eq!(a.description.as_deref(), Some("d"));
         assert_eq!(a.requirements, Some(vec!["a".to_string(), "ID".to_string()]));
         assert_eq!(parse(&["s", "REQUIREMENTS"]).unwrap().requirements, Some(vec![]));
+        assert_eq!(parse(&["s", "REQUIREMENTS", "six", "", " "]).unwrap().requirements, Some(vec!["six".to_string()]));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! directory of pure-Python wheels (`WheelhouseDir`). Each session that asks for some gets
 //! their bytes and imports from them in memory: nothing is installed, nothing shared.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A resolved requirement: the wheel that satisfies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +76,33 @@ pub fn resolve(dir: Option<&Path>, specs: &[String]) -> Result<Vec<Requirement>,
         .map_err(|e| format!("Could not satisfy requirements, wheelhouse {}: {e}", dir.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    choose(&files, specs)?
+    let requirements = choose(&files, specs)?
         .into_iter()
         .map(|(spec, name, version, file)| {
             let bytes = std::fs::read(dir.join(&file)).map_err(|e| format!("Could not read wheel {file}: {e}"))?;
             Ok(Requirement { spec, name, version, file, bytes: Arc::new(bytes) })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    remember(&requirements);
+    Ok(requirements)
+}
+
+/// The requirements installed so far, by name: (version, wheel file). As in RedisGears 1.2, a
+/// requirement stays listed (RG.PYDUMPREQS) after the script that installed it has ended,
+/// `gears-cli install-requirements` relies on it. Lock order: level 3, taken alone.
+static INSTALLED: Mutex<BTreeMap<String, (String, String)>> = Mutex::new(BTreeMap::new());
+
+fn remember(requirements: &[Requirement]) {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    for req in requirements {
+        installed.insert(req.name.clone(), (req.version.clone(), req.file.clone()));
+    }
+}
+
+/// (name, version, wheel file) of every requirement installed so far, by name.
+pub fn installed() -> Vec<(String, String, String)> {
+    let installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    installed.iter().map(|(name, (version, file))| (name.clone(), version.clone(), file.clone())).collect()
 }
 
 #[cfg(test)]
