@@ -1,12 +1,14 @@
 """gears-cli 1.2.0 from PyPI, unchanged, against the module (../shared/notes/clients.md T-CLI
-steps 1-5 and 8): `run` with results, registrations, errors and syntax errors, `--requirements`
-files with blank lines, `install-requirements`, and an ACL user. The requirement is six 1.17.0's
-real wheel in the server's wheelhouse. Export/import of requirements (RG.PYEXPORTREQ/IMPORTREQ)
-is not there yet (issue #18)."""
+steps 1-8): `run` with results, registrations, errors and syntax errors, `--requirements`
+files with blank lines, `install-requirements`, `export-requirements` to RedisGears 1.2's zip
+(MetaData.json + Data.bin) and `import-requirements` into a server with an empty wheelhouse,
+and an ACL user. The requirement is six 1.17.0's real wheel in the server's wheelhouse."""
 import glob
+import json
 import os
 import re
 import subprocess
+import zipfile
 
 import pytest
 
@@ -84,3 +86,63 @@ def test_an_acl_user_with_a_password(server_with_six, tmp_path):
     rc, out = gears_cli(srv, "run", shards, user="foo", password="wrong")
     assert rc == 1 and "Cannot connect to Redis" in out
     assert pyexec(c, "GB('ShardsIDReader').run()") == [["1"], []]
+
+
+def test_export_then_import_into_an_empty_wheelhouse(server_with_six, make_server, tmp_path):
+    srv = server_with_six
+    rc, out = gears_cli(srv, "install-requirements", "six")
+    assert rc == 0, out
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    rc, out = gears_cli(srv, "export-requirements", "--requirement", "six", "--save-directory", str(exported))
+    assert rc == 0, out
+    [zip_path] = glob.glob(str(exported / "*.zip"))
+    assert os.path.basename(zip_path) == "redisgears-requirement-v2-six-any.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        meta = json.loads(zf.read("MetaData.json"))
+        data = zf.read("Data.bin")
+    assert sorted(meta) == sorted(["GearReqVersion", "Name", "IsDownloaded", "IsInstalled", "CompiledOs",
+                                   "Wheels", "Path", "RefCount", "IsInReqDictionary"])
+    assert meta["Name"] == "six" and meta["Wheels"] == ["six-1.17.0-py2.py3-none-any.whl"]
+    assert data[:8] == bytes([2, 0, 0, 0, 0, 0, 0, 0])  # PY_REQ_VERSION, as 1.2 writes it
+    assert b"six-1.17.0-py2.py3-none-any.whl" in data
+    everything = tmp_path / "all"
+    everything.mkdir()
+    rc, out = gears_cli(srv, "export-requirements", "--all", "--save-directory", str(everything))
+    assert rc == 0 and len(glob.glob(str(everything / "*.zip"))) == 1, out
+    c = srv.client()
+    with pytest.raises(Exception, match="requirement does not exists"):
+        c.execute_command("RG.PYEXPORTREQ", "nosuch")
+
+    empty = tmp_path / "empty-wheelhouse"
+    empty.mkdir()
+    fresh = make_server("WheelhouseDir", empty)
+    fc = fresh.client()
+    assert "is not in the wheelhouse" in str(pytest.raises(Exception, fc.execute_command,
+                                                           "RG.PYEXECUTE", "import six", "REQUIREMENTS", "six").value)
+    rc, out = gears_cli(fresh, "import-requirements", "--requirements-path", str(exported),
+                        os.path.basename(zip_path))
+    assert rc == 0 and "imported successfully" in out, out
+    assert os.listdir(empty) == ["six-1.17.0-py2.py3-none-any.whl"]
+    assert fc.execute_command("RG.PYEXECUTE", "import six", "REQUIREMENTS", "six") == "OK"
+    [req] = [as_dict(e) for e in fc.execute_command("RG.PYDUMPREQS")]
+    assert req["Name"] == "six"
+
+
+def test_import_refuses_bad_data_and_wheels_that_are_not_pure(server_with_six, tmp_path):
+    c = server_with_six.client()
+    with pytest.raises(Exception, match="Bad serialization format on reading requirement version"):
+        c.execute_command("RG.PYIMPORTREQ", "abc")
+    with pytest.raises(Exception, match="Requirement version is not compatible, upgrade to newer RedisGears."):
+        c.execute_command("RG.PYIMPORTREQ", bytes([9, 0, 0, 0, 0, 0, 0, 0]))
+
+    def bundle(file):
+        def buf(b):
+            return len(b).to_bytes(8, "little") + b
+        return (b"\x02" + bytes(7) + buf(b"evil\0") + buf(b"any\0") + (1).to_bytes(8, "little")
+                + (1).to_bytes(8, "little") + buf(file.encode() + b"\0") + buf(b"PK"))
+    for file in ["../escape-1.0-py3-none-any.whl", "native-1.0-cp313-cp313-linux_x86_64.whl"]:
+        with pytest.raises(Exception, match="only pure-Python wheels"):
+            c.execute_command("RG.PYIMPORTREQ", bundle(file))
+    assert not os.path.exists(os.path.join(WHEELS, "..", "escape-1.0-py3-none-any.whl"))
+    assert c.ping()

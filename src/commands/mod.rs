@@ -11,6 +11,7 @@ pub mod inner_stream;
 pub mod pyexecute;
 pub mod python;
 pub mod registrations;
+pub mod requirements;
 pub mod sessions;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString};

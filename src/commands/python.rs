@@ -69,52 +69,6 @@ pub fn py_profile(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-/// RG.PYDUMPREQS: the requirements sessions use (from the wheelhouse), 18 items each.
-pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 1 {
-        return Err(RedisError::WrongArity);
-    }
-    // Every requirement installed so far (1.2 keeps them after their script ended), with the
-    // number of live sessions that use it.
-    let sessions = linked_sessions::linked();
-    let seen: Vec<(String, String, usize)> = crate::runtime::wheelhouse::installed()
-        .into_iter()
-        .map(|(name, _version, file)| {
-            let users = sessions.iter().filter(|s| s.requirements.iter().any(|r| r.name == name)).count();
-            (name, file, users)
-        })
-        .collect();
-    let dir = crate::runtime::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
-    let entries = seen
-        .into_iter()
-        .map(|(name, file, sessions)| {
-            Reply::Array(vec![
-                bulk("GearReqVersion"),
-                // PY_REQ_VERSION of RedisGears 1.2 (the version with PY_REQ_VERSION_WITH_REQ_DICT_INDICATION)
-                Reply::Int(2),
-                bulk("Name"),
-                bulk(name),
-                bulk("IsDownloaded"),
-                bulk("yes"),
-                bulk("IsInstalled"),
-                bulk("yes"),
-                bulk("CompiledOs"),
-                bulk("any"),
-                bulk("Wheels"),
-                Reply::Array(vec![bulk(file)]),
-                bulk("Path"),
-                bulk(dir.as_str()),
-                bulk("RefCount"),
-                Reply::Int(sessions as i64),
-                bulk("IsInReqDictionary"),
-                bulk("yes"),
-            ])
-        })
-        .collect();
-    send(ctx, &Reply::Array(entries));
-    Ok(RedisValue::NoReply)
-}
-
 /// RG.PYEXECUTEREMOTE: RedisGears 1.2 keeps the command and answers this bulk string.
 pub fn py_execute_remote(_ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::BulkString("Execute remote is not longer supported".into()))

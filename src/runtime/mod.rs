@@ -5,6 +5,7 @@ pub mod config;
 pub mod fork_safe;
 pub mod pyexecute_args;
 pub mod registry;
+pub mod requirement_bundle;
 pub mod settings;
 pub mod timers;
 pub mod wheelhouse;

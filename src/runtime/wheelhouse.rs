@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::runtime::requirement_bundle::{Bundle, PURE_OS};
+
 /// A resolved requirement: the wheel that satisfies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {
@@ -103,6 +105,50 @@ fn remember(requirements: &[Requirement]) {
 pub fn installed() -> Vec<(String, String, String)> {
     let installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     installed.iter().map(|(name, (version, file))| (name.clone(), version.clone(), file.clone())).collect()
+}
+
+/// The installed requirement `name` (a name or `name==version`, as RG.PYEXPORTREQ is given
+/// it): its name, wheel file and the bundle RedisGears 1.2 exports.
+pub fn export(dir: Option<&Path>, name: &str) -> Result<(String, String, Bundle), String> {
+    let wanted = parse_spec(name).0;
+    let (name, _version, file) =
+        installed().into_iter().find(|(n, _, _)| *n == wanted).ok_or("requirement does not exists")?;
+    let dir = dir.ok_or("requirement does not exists")?;
+    let path = dir.join(&file);
+    let bytes = std::fs::read(&path).map_err(|_| format!("Could not open file {}", path.display()))?;
+    let bundle = Bundle { name: name.clone(), os: PURE_OS.to_string(), wheels: vec![(file.clone(), bytes)] };
+    Ok((name, file, bundle))
+}
+
+/// RG.PYIMPORTREQ: puts the bundle's wheels into the wheelhouse and lists them as installed.
+/// Only pure-Python wheels with a plain file name are taken (nothing else can be imported in a
+/// sandbox, and a name with a path in it could write elsewhere).
+pub fn import(dir: Option<&Path>, bundle: &Bundle) -> Result<(), String> {
+    let dir = dir.ok_or("Could not import requirement: no WheelhouseDir is configured")?;
+    let mut checked = Vec::new();
+    for (file, bytes) in &bundle.wheels {
+        let plain = !file.contains(['/', '\\', '\0']) && !file.starts_with('.');
+        let Some((name, version)) = pure_wheel(file).filter(|_| plain) else {
+            return Err(format!("Can not import {file}: only pure-Python wheels (*-none-any.whl) can be imported"));
+        };
+        checked.push((name, version, file, bytes));
+    }
+    let mut installed = Vec::new();
+    for (name, version, file, bytes) in checked {
+        let partial = dir.join(format!(".{file}.importing"));
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, dir.join(file)))
+            .map_err(|e| format!("Failed writing data to file {file}: {e}"))?;
+        installed.push(Requirement {
+            spec: name.clone(),
+            name,
+            version,
+            file: file.clone(),
+            bytes: Arc::new(Vec::new()),
+        });
+    }
+    remember(&installed);
+    Ok(())
 }
 
 #[cfg(test)]
