@@ -146,3 +146,16 @@ def test_import_refuses_bad_data_and_wheels_that_are_not_pure(server_with_six, t
             c.execute_command("RG.PYIMPORTREQ", bundle(file))
     assert not os.path.exists(os.path.join(WHEELS, "..", "escape-1.0-py3-none-any.whl"))
     assert c.ping()
+
+
+def test_export_requirements_of_a_registration(server_with_six, tmp_path):
+    # gears-cli eval()s the registration's PD and exports each of its depsList's names.
+    srv = server_with_six
+    c = srv.client()
+    assert pyexec(c, "import six\nGB('CommandReader').register(trigger='v')", "REQUIREMENTS", "six") == "OK"
+    [rid] = [entry[1] for entry in c.execute_command("RG.DUMPREGISTRATIONS")]
+    out_dir = tmp_path / "by-registration"
+    out_dir.mkdir()
+    rc, out = gears_cli(srv, "export-requirements", "--registration-id", rid, "--save-directory", str(out_dir))
+    assert rc == 0, out
+    assert os.listdir(out_dir) == ["redisgears-requirement-v2-six-any.zip"]

@@ -1,5 +1,6 @@
 """CommandReader registrations (trigger=): register, RG.TRIGGER / RG.TRIGGERONKEY,
 RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS."""
+import ast
 import re
 import time
 
@@ -249,8 +250,13 @@ def test_dumpregistrations_as_redisgears(clean):
     # PythonSessionCtx_ToString: "'sessionDescription':'%s'" (with "null"), ArrToStr(..., ',').
     pd = t1["PD"]
     assert pd.startswith("{'sessionName':'s1', 'sessionDescription':'null', 'refCount': "), pd
-    assert pd.endswith(f", 'linkedTo': primary, 'dead': false, 'isInstallationNeeded':0, "
+    # 1.2 writes `'linkedTo': primary, 'dead': false`, which no Python can read back; gears-cli
+    # eval()s PD and redgrease literal_eval()s it, so ours is a literal (issue #18).
+    assert pd.endswith(f", 'linkedTo': 'primary', 'dead': False, 'isInstallationNeeded':0, "
                        f"'registrationsList':['{t1['id']}','{hook['id']}'], 'depsList':[]}}"), pd
+    parsed = ast.literal_eval(pd)
+    assert list(parsed) == ["sessionName", "sessionDescription", "refCount", "linkedTo", "dead",
+                            "isInstallationNeeded", "registrationsList", "depsList"]
 
 
 def test_avg_run_duration_is_a_double_over_ended_runs(clean):

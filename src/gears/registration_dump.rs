@@ -36,17 +36,28 @@ fn args_reply(source: &Source) -> Reply {
 }
 
 /// PythonSessionCtx_ToString: `'sessionDescription':'%s'` with `"null"` when there is none
-/// (so quoted either way), and the lists built by ArrToStr (items joined by `,`, no space).
+/// (so quoted either way), and the lists built by ArrToStr (items joined by `,`, no space);
+/// `depsList` holds PythonRequirementCtx_ToStr of each requirement. Unlike 1.2 (`'linkedTo':
+/// primary, 'dead': false`), the whole string is a Python literal: gears-cli `eval()`s it and
+/// redgrease `literal_eval()`s it.
 fn pd_string(r: &Registration, ids: &[String]) -> String {
     let list = ids.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(",");
     let desc = r.session.description.as_deref().unwrap_or("null");
-    let linked = if crate::gears::linked_sessions::is_linked(&r.session) { "primary" } else { "None" };
+    let linked = if crate::gears::linked_sessions::is_linked(&r.session) { "'primary'" } else { "None" };
+    let dead = if r.session.is_dead() { "True" } else { "False" };
+    let base = crate::runtime::settings::wheelhouse_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let deps = r
+        .session
+        .requirements
+        .iter()
+        .map(|req| format!("{{'name':'{}', 'basePath':'{base}', 'wheels':['{}']}}", req.spec, req.file))
+        .collect::<Vec<_>>()
+        .join(",");
     format!(
-        "{{'sessionName':'{}', 'sessionDescription':'{desc}', 'refCount': {}, 'linkedTo': {linked}, 'dead': {}, \
-         'isInstallationNeeded':0, 'registrationsList':[{list}], 'depsList':[]}}",
+        "{{'sessionName':'{}', 'sessionDescription':'{desc}', 'refCount': {}, 'linkedTo': {linked}, 'dead': {dead}, \
+         'isInstallationNeeded':0, 'registrationsList':[{list}], 'depsList':[{deps}]}}",
         r.session.id,
         Arc::strong_count(&r.session),
-        r.session.is_dead()
     )
 }
 
