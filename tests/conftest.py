@@ -5,6 +5,7 @@ Fixtures
   limited_server  module-scoped server loaded with `SandboxTimeLimitMS 1000`
   make_server     function-scoped factory: make_server("Key", "Val", ...) -> started server
   fresh_server    function-scoped server with default module args
+  servers         function-scoped factory: servers(name, *redis_args, module_args=()) -> started server
   r               client (decode_responses=True) of `server`, database flushed before the test
 
 Helpers (import them with `from conftest import ...`)
@@ -236,6 +237,22 @@ def make_server(tmp_path):
     errors = [e for e in (s.stop() for s in started) if e]
     if errors:
         pytest.fail("\n".join(errors))
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """servers(name, *redis_args, module_args=()) -> a started server with extra redis-server
+    arguments (replicas: `"--replicaof", host, port`); all stopped after the test."""
+    started = []
+
+    def start(name, *redis_args, module_args=()):
+        srv = RedisServer(tmp_path / name, module_args, redis_args).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
 
 
 @pytest.fixture

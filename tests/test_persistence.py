@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from conftest import RedisServer, as_dict, pyexec, wait_for
+from conftest import as_dict, pyexec, wait_for
 
 # Two registrations of one session share one global counter.
 SHARED = """
@@ -22,20 +22,6 @@ GB('CommandReader').map(lambda x: bump(x) or count).register(trigger='bump', con
 
 def registration_ids(c):
     return sorted(e[1] for e in c.execute_command("RG.DUMPREGISTRATIONS"))
-
-
-@pytest.fixture
-def servers(tmp_path):
-    started = []
-
-    def start(name, *redis_args, module_args=()):
-        srv = RedisServer(tmp_path / name, module_args, redis_args).start()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
 
 
 def restart(srv):

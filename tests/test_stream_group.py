@@ -3,9 +3,7 @@ group `__gears_consumer_group__`, consumer `__gears_client__`, XREADGROUP then X
 already in a stream processed at registration, an error starting with PAUSE pauses."""
 import time
 
-import pytest
-
-from conftest import RedisServer, as_dict, pyexec, wait_for
+from conftest import as_dict, pyexec, wait_for
 
 GROUP = "__gears_consumer_group__"
 CONSUMER = "__gears_client__"
@@ -107,25 +105,11 @@ def test_no_entry_is_lost_or_repeated_under_a_burst(clean):
         assert r.xinfo_groups(key)[0]["pending"] == 0
 
 
-@pytest.fixture
-def pair(tmp_path):
-    started = []
-
-    def start(name, *redis_args):
-        srv = RedisServer(tmp_path / name, (), redis_args).start()
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
-
-
-def test_a_replica_does_not_read_and_its_promotion_scans_the_streams(pair):
-    primary = pair("p")
+def test_a_replica_does_not_read_and_its_promotion_scans_the_streams(servers):
+    primary = servers("p")
     p = primary.client()
     assert pyexec(p, STORE.format(prefix="rp*", trim=False, extra=""), "ID", "streams") == "OK"
-    replica = pair("r", "--replicaof", "127.0.0.1", str(primary.port))
+    replica = servers("r", "--replicaof", "127.0.0.1", str(primary.port))
     rc = replica.client()
     assert wait_for(lambda: rc.info("replication")["master_link_status"] == "up", timeout=10)
     [rid] = [e[1] for e in p.execute_command("RG.DUMPREGISTRATIONS")]
