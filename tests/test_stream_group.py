@@ -124,3 +124,31 @@ def test_a_replica_does_not_read_and_its_promotion_scans_the_streams(servers):
     # no new XADD needed: the promotion's scan finds the backlog
     assert wait_for(lambda: seen(rc, "rp1") == ids, timeout=10)
     assert rc.xinfo_groups("rp1")[0]["pending"] == 0
+
+
+def test_a_batch_with_async_records_is_acknowledged_once_they_finish(clean):
+    # 1.2 acks a batch when its execution is done, async records included: until then the
+    # entry stays pending (a crash meanwhile gives it to the next start) and is not trimmed.
+    r = clean
+    script = """
+import asyncio
+gate = []
+async def slow(rec):
+    while not gate:
+        await asyncio.sleep(0.05)
+    execute('rpush', 'seen:' + rec['key'], rec['id'])
+    return rec
+def open_gate(x):
+    gate.append(1)
+    return 'open'
+GB('StreamReader').map(slow).register(prefix='as', trimStream=True)
+GB('CommandReader').map(open_gate).register(trigger='open_gate')
+"""
+    assert pyexec(r, script) == "OK"
+    eid = r.xadd("as", {"x": 1})
+    time.sleep(0.5)
+    assert seen(r, "as") == []
+    assert r.xinfo_groups("as")[0]["pending"] == 1 and r.xlen("as") == 1  # read, not acked, not trimmed
+    assert r.execute_command("RG.TRIGGER", "open_gate") == ["open"]
+    assert wait_for(lambda: seen(r, "as") == [eid])
+    assert wait_for(lambda: r.xinfo_groups("as")[0]["pending"] == 0 and r.xlen("as") == 0)

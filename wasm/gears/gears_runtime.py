@@ -225,13 +225,37 @@ def _next_id(entry_id):
     return "%d-%d" % ((ms, seq + 1) if seq < 2**64 - 1 else (ms + 1, 0))
 
 
+def _acknowledge(key, entries, trim):
+    """XACK a processed batch; with `trim`, XTRIM what no run still holds: everything before
+    the oldest entry still pending (read by a batch whose async records have not finished),
+    or, with none pending, everything up to this batch's last entry."""
+    try:  # as 1.2, a stream changed under us is logged, not fatal
+        gears_host.call(["XACK", key, STREAM_GROUP] + [entry_id for entry_id, _ in entries])
+        if trim == "1":
+            summary = gears_host.call(["XPENDING", key, STREAM_GROUP])
+            oldest_pending = summary[1] if summary and summary[0] else None
+            gears_host.call(["XTRIM", key, "MINID", oldest_pending or _next_id(entries[-1][0])])
+    except error as exc:
+        log("Failed acking or trimming messages of %r: %s" % (key, exc), "warning")
+
+
+def _acknowledges(errors, policy):
+    """A batch is acknowledged when it succeeded, or its failures are skipped (policy
+    'continue'); never when an error pauses it or it was stopped before it ended."""
+    if not errors:
+        return True
+    if str(errors[0]).startswith("PAUSE") or gears_pipeline.FORCED_STOP in errors:
+        return False
+    return policy == "continue"
+
+
 def _run_stream_batch(registration_id, key, read_pending, count, trim, policy):
     """A batch of stream `key` through the registration's flow: up to `count` new entries
     (0: no limit), or with `read_pending` the ones read before and not acknowledged (after a
-    restart, a failover, a pause or a failure). The batch is acknowledged when it succeeded
-    (or failures are skipped: policy 'continue'; never when the error pauses), then with
-    `trim` the stream is trimmed to what was not processed yet. Results: [number read, last
-    id]. Records that wait (async steps) finish later; their errors go to the log."""
+    restart, a failover, a pause or a failure). It is acknowledged (and trimmed) once all its
+    records are done, as in 1.2: records that wait (async steps) finish later, and until then
+    their entries stay pending, so a crash meanwhile gives them to the next start. Results:
+    [number read, last id] and the errors of the synchronous part; later errors are logged."""
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -241,21 +265,21 @@ def _run_stream_batch(registration_id, key, read_pending, count, trim, policy):
                for entry_id, fields in entries if fields is not None]
     errors = []
     run = flow.start(errors, format_error, source=records)
-    if not run.done:
+    if run.done:
+        if entries and _acknowledges(errors, policy):
+            _acknowledge(key, entries, trim)
+    else:
         reported = len(errors)
 
-        def log_later_errors():
+        def finish_later():
             for e in errors[reported:]:
                 log("registration %s: %s" % (registration_id, e), "warning")
-        run.on_done = log_later_errors
-    pausing = bool(errors) and str(errors[0]).startswith("PAUSE")
-    if entries and not pausing and (not errors or policy == "continue"):
-        try:  # as 1.2, a stream changed under us is logged, not fatal
-            gears_host.call(["XACK", key, STREAM_GROUP] + [entry_id for entry_id, _ in entries])
-            if trim == "1":
-                gears_host.call(["XTRIM", key, "MINID", _next_id(entries[-1][0])])
-        except error as exc:
-            log("Failed acking or trimming messages of %r: %s" % (key, exc), "warning")
+            if entries and _acknowledges(errors, policy):
+                _acknowledge(key, entries, trim)
+            elif entries:
+                log("registration %s: %d entries of %r stay pending (read again at the next start)"
+                    % (registration_id, len(entries), key), "warning")
+        run.on_done = finish_later
     last = entries[-1][0] if entries else ""
     return gears_encode.encode_results([len(entries), last], errors)
 
