@@ -16,7 +16,7 @@ fn bulk(s: &str) -> RedisValue {
 /// greeted).
 pub fn info_cluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     let topology = refreshed(ctx, false)?;
-    let (_, run_id) = topology::current();
+    let run_id = topology::run_id();
     if !topology.is_cluster_mode() {
         return Ok(bulk("no cluster mode"));
     }
@@ -61,7 +61,7 @@ pub fn refresh_cluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
 /// RG.HELLO (Cluster_RedisGearsHello): this shard's run id, by which a peer tells a restart.
 pub fn hello(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
     refreshed(ctx, false)?;
-    Ok(bulk(&topology::current().1))
+    Ok(bulk(&topology::run_id()))
 }
 
 fn refreshed(ctx: &Context, new_run_id: bool) -> Result<Topology, RedisError> {

@@ -5,7 +5,9 @@
 use crate::gears::linked_sessions;
 use crate::redis::reply::{bulk, send};
 use crate::runtime::{requirement_bundle, settings, wheelhouse};
+use crate::session::Session;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use std::sync::Arc;
 use wasmgears_abi::Reply;
 
 /// 1.2 sends an export in bulks of at most 10 MB.
@@ -36,9 +38,9 @@ fn metadata(name: &str, file: &str, sessions: usize) -> Reply {
     ])
 }
 
-/// The live sessions that use requirement `name`.
-fn users_of(name: &str) -> usize {
-    linked_sessions::linked().iter().filter(|s| s.requirements.iter().any(|r| r.name == name)).count()
+/// How many of `sessions` use requirement `name`.
+fn users_of(sessions: &[Arc<Session>], name: &str) -> usize {
+    sessions.iter().filter(|s| s.requirements.iter().any(|r| r.name == name)).count()
 }
 
 /// RG.PYDUMPREQS: every requirement installed so far (1.2 keeps them after their script
@@ -47,7 +49,9 @@ pub fn py_dump_reqs(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    let entries = wheelhouse::installed().iter().map(|(name, _, file)| metadata(name, file, users_of(name))).collect();
+    let sessions = linked_sessions::linked();
+    let entries =
+        wheelhouse::installed().iter().map(|(name, _, file)| metadata(name, file, users_of(&sessions, name))).collect();
     send(ctx, &Reply::Array(entries));
     Ok(RedisValue::NoReply)
 }
@@ -61,7 +65,10 @@ pub fn py_export_req(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .map_err(RedisError::String)?;
     let data = requirement_bundle::encode(&bundle);
     let bulks = data.chunks(EXPORT_BULK).map(|chunk| Reply::Bulk(chunk.to_vec())).collect();
-    send(ctx, &Reply::Array(vec![metadata(&name, &file, users_of(&name)), Reply::Array(bulks)]));
+    send(
+        ctx,
+        &Reply::Array(vec![metadata(&name, &file, users_of(&linked_sessions::linked(), &name)), Reply::Array(bulks)]),
+    );
     Ok(RedisValue::NoReply)
 }
 

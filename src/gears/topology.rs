@@ -141,10 +141,9 @@ pub fn refresh(ctx: &Context, new_run_id: bool) -> Result<Topology, TopologyErro
     Ok(topology)
 }
 
-/// The topology last read, and this shard's run id.
-pub fn current() -> (Topology, String) {
-    let state = state();
-    (state.topology.clone(), state.run_id.clone())
+/// This shard's run id (RG.HELLO, RG.INFOCLUSTER's `MyRunId`).
+pub fn run_id() -> String {
+    state().run_id.clone()
 }
 
 /// The id that prefixes new execution and registration ids (`<node id>-<n>` in cluster mode).

@@ -85,7 +85,7 @@ pub fn resolve(dir: Option<&Path>, specs: &[String]) -> Result<Vec<Requirement>,
             Ok(Requirement { spec, name, version, file, bytes: Arc::new(bytes) })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    remember(&requirements);
+    remember(requirements.iter().map(|r| (r.name.as_str(), r.version.as_str(), r.file.as_str())));
     Ok(requirements)
 }
 
@@ -94,10 +94,11 @@ pub fn resolve(dir: Option<&Path>, specs: &[String]) -> Result<Vec<Requirement>,
 /// `gears-cli install-requirements` relies on it. Lock order: level 3, taken alone.
 static INSTALLED: Mutex<BTreeMap<String, (String, String)>> = Mutex::new(BTreeMap::new());
 
-fn remember(requirements: &[Requirement]) {
+/// Lists (name, version, wheel file) of each requirement as installed.
+fn remember<'a>(requirements: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) {
     let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
-    for req in requirements {
-        installed.insert(req.name.clone(), (req.version.clone(), req.file.clone()));
+    for (name, version, file) in requirements {
+        installed.insert(name.to_string(), (version.to_string(), file.to_string()));
     }
 }
 
@@ -133,21 +134,13 @@ pub fn import(dir: Option<&Path>, bundle: &Bundle) -> Result<(), String> {
         };
         checked.push((name, version, file, bytes));
     }
-    let mut installed = Vec::new();
-    for (name, version, file, bytes) in checked {
+    for (_, _, file, bytes) in &checked {
         let partial = dir.join(format!(".{file}.importing"));
         std::fs::write(&partial, bytes)
             .and_then(|()| std::fs::rename(&partial, dir.join(file)))
             .map_err(|e| format!("Failed writing data to file {file}: {e}"))?;
-        installed.push(Requirement {
-            spec: name.clone(),
-            name,
-            version,
-            file: file.clone(),
-            bytes: Arc::new(Vec::new()),
-        });
     }
-    remember(&installed);
+    remember(checked.iter().map(|(name, version, file, _)| (name.as_str(), version.as_str(), file.as_str())));
     Ok(())
 }
 
