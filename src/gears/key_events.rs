@@ -8,16 +8,19 @@ use crate::gears::flows::split_results;
 use crate::gears::registrations;
 use crate::gears::registrations::Target;
 use crate::gears::streams;
+use crate::redis::acl;
 use crate::redis::caller;
+use crate::redis::run_as::RunAs;
 use crate::runtime::workers;
 use crate::session::CallbackOutput;
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use wasmgears_abi::payload::{self, KeyRead};
 use wasmgears_abi::GuestEntry;
-use wasmgears_abi::{payload, Reply};
-use wasmgears_sandbox::{EntrySetup, SandboxError};
+use wasmgears_abi::Reply;
+use wasmgears_sandbox::{limits, EntrySetup, SandboxError};
 
 fn type_name(ctx: &Context, key: &[u8]) -> String {
     let name = RedisString::create_from_slice(ctx.ctx, key);
@@ -51,14 +54,60 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
     let command = command_scope::wrapped_command();
     let matches = registrations::matching_key_registrations(key, event, command.as_deref(), || type_name(ctx, key));
     for target in matches {
-        let payload = payload::key_event(&target.id, key, event);
-        if command.is_some() && command_scope::defer(&target, &payload) {
+        if command.is_some() && command_scope::defer(&target, &payload::key_event(&target.id, key, event, None)) {
             continue; // a `commands=` registration: run once the command is done
         }
-        if target.sync && run_inline(ctx, &target, &payload) {
+        if target.sync && run_inline(ctx, &target, &inline_payload(ctx, &target, key, event)) {
             continue;
         }
+        // Read when it runs (as 1.2's async registrations read the key).
+        let payload = payload::key_event(&target.id, key, event, None);
         queue(target, payload);
+    }
+}
+
+/// The payload of a `sync` run right here: with the key's type and a string's value, read
+/// now as the guest's first commands would read them (and as 1.2 reads them, with
+/// RM_OpenKey) when the session's user may (`TYPE` and `GET` of the key). Otherwise, or for
+/// a value over the reply cap, without: the guest reads them itself and meets what its
+/// commands meet.
+fn inline_payload(ctx: &Context, target: &Target, key: &[u8], event: &str) -> Vec<u8> {
+    let unread = || payload::key_event(&target.id, key, event, None);
+    if !target.reads_value || !may_read(&target.session.run_as, key) {
+        return unread();
+    }
+    let name = RedisString::create_from_slice(ctx.ctx, key);
+    let opened = ctx.open_key(&name);
+    let kind = opened.key_type();
+    let value = match kind {
+        KeyType::String => match opened.read() {
+            Ok(Some(value)) if value.len() <= limits::max_reply_bytes() => Some(value),
+            _ => return unread(),
+        },
+        _ => None,
+    };
+    payload::key_event(&target.id, key, event, Some(KeyRead { type_name: type_reply_name(kind), value }))
+}
+
+fn may_read(run_as: &RunAs, key: &[u8]) -> bool {
+    match run_as {
+        RunAs::Module => true,
+        RunAs::User(name) => acl::user_may_run_all(name, &[&[b"TYPE", key], &[b"GET", key]]),
+    }
+}
+
+/// The key's type as `TYPE` answers (a module type's own name aside: the guest calls every
+/// module type `module`).
+fn type_reply_name(kind: KeyType) -> &'static str {
+    match kind {
+        KeyType::Empty => "none",
+        KeyType::String => "string",
+        KeyType::List => "list",
+        KeyType::Hash => "hash",
+        KeyType::Set => "set",
+        KeyType::ZSet => "zset",
+        KeyType::Module => "module",
+        KeyType::Stream => "stream",
     }
 }
 

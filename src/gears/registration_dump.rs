@@ -21,7 +21,7 @@ fn args_reply(source: &Source) -> Reply {
         Source::Hook { command, inorder, .. } => {
             Reply::Array(vec![bulk("trigger"), bulk(command.as_str()), bulk("inorder"), Reply::Int(*inorder as i64)])
         }
-        Source::Keys { prefix, event_types, key_types, commands } => Reply::Array(vec![
+        Source::Keys { prefix, event_types, key_types, commands, .. } => Reply::Array(vec![
             bulk("regex"),
             bulk(prefix.as_str()),
             bulk("eventTypes"),

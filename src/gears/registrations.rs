@@ -42,6 +42,8 @@ pub enum Source {
         key_types: Option<Vec<String>>,
         /// `commands=`: fire only for events these commands cause; the client waits.
         commands: Option<Vec<String>>,
+        /// `readValue`: its records carry the key's type and value.
+        read_value: bool,
     },
     Stream(Arc<StreamRegistration>),
 }
@@ -86,6 +88,8 @@ pub struct Target {
     /// A `commands=` registration: the command's client waits for it.
     pub waits: bool,
     pub in_order: Option<Arc<crate::gears::in_order::InOrder>>,
+    /// A KeysReader registration whose records carry the key's value (`readValue`).
+    pub reads_value: bool,
 }
 
 impl Target {
@@ -97,6 +101,7 @@ impl Target {
             pending: Arc::clone(&r.pending),
             waits: matches!(r.source, Source::Keys { commands: Some(_), .. }),
             in_order: r.in_order.clone(),
+            reads_value: matches!(r.source, Source::Keys { read_value: true, .. }),
         }
     }
 }
@@ -123,7 +128,7 @@ pub fn matching_key_registrations(
     let mut kind: Option<String> = None;
     let mut out = Vec::new();
     for (id, r) in reg.values() {
-        let Source::Keys { prefix, event_types, key_types, commands } = &r.source else { continue };
+        let Source::Keys { prefix, event_types, key_types, commands, .. } = &r.source else { continue };
         if !prefix_matches(prefix, key) {
             continue;
         }
@@ -325,11 +330,12 @@ pub fn stream_registrations_of(session: &Arc<Session>) -> Vec<(Target, Arc<Strea
 /// What a staged spec reacts to, as the registry keeps it.
 fn source_of(spec: &ReaderSpec) -> Source {
     match spec {
-        ReaderSpec::Keys { prefix, event_types, key_types, commands, .. } => Source::Keys {
+        ReaderSpec::Keys { prefix, event_types, key_types, commands, read_value } => Source::Keys {
             prefix: prefix.clone(),
             event_types: event_types.clone(),
             key_types: key_types.clone(),
             commands: commands.clone(),
+            read_value: *read_value,
         },
         ReaderSpec::Command { hook: Some(hook), key_prefix, in_order, .. } => {
             Source::Hook { command: hook.clone(), keyprefix: key_prefix.clone(), inorder: *in_order }

@@ -49,6 +49,32 @@ pub fn denied_for_user(ctx: &Context, name: &str, args: &[&[u8]]) -> Option<Stri
     }
 }
 
+/// Whether ACL user `name` may run every one of `commands` (command and keys; false for a user
+/// that no longer exists or is disabled). One lookup of the user for all of them.
+pub fn user_may_run_all(name: &str, commands: &[&[&[u8]]]) -> bool {
+    let name = RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes());
+    // SAFETY: the user name string is valid for the call; the user returned (or null) is
+    // freed before returning; each `argv` holds valid strings for the duration of its check.
+    unsafe {
+        let user = raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner);
+        if user.is_null() {
+            return false;
+        }
+        let allowed = commands.iter().all(|args| {
+            let args: Vec<RedisString> =
+                args.iter().map(|a| RedisString::create_from_slice(std::ptr::null_mut(), a)).collect();
+            let mut argv = pointers(&args);
+            raw::RedisModule_ACLCheckCommandPermissions.expect("Redis API")(
+                user,
+                argv.as_mut_ptr(),
+                argv.len() as c_int,
+            ) == raw::REDISMODULE_OK as c_int
+        });
+        raw::RedisModule_FreeModuleUser.expect("Redis API")(user);
+        allowed
+    }
+}
+
 const NO_SUCH_USER: &str = "NOPERM no such user";
 
 /// `ENOENT`, which RM_ACLCheckCommandPermissions sets for a command that does not exist.

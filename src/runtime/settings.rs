@@ -1,11 +1,11 @@
 //! The process-wide configuration, shared by commands and the sandbox.
 
 use crate::runtime::config::{
-    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_REPLY_MB, SANDBOX_MEMORY_MB,
-    SANDBOX_TIME_LIMIT_MS,
+    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_REPLY_MB, PROFILE_EXECUTIONS,
+    SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
 };
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use wasmgears_sandbox::limits;
+use wasmgears_sandbox::{limits, profiling};
 
 /// The configuration. Lock order: level 3, taken alone (nothing is taken under it).
 static SETTINGS: OnceLock<Mutex<Config>> = OnceLock::new();
@@ -15,8 +15,9 @@ fn settings() -> MutexGuard<'static, Config> {
     lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Pushes the limits the sandbox reads on its hot paths.
+/// Pushes the limits and flags the sandbox reads on its hot paths.
 fn apply_limits(config: &Config) {
+    profiling::set_profile_executions(config.int(PROFILE_EXECUTIONS) != 0);
     limits::set_memory_cap_mb(config.int(SANDBOX_MEMORY_MB));
     limits::set_time_limit_ms(config.int(SANDBOX_TIME_LIMIT_MS));
     limits::set_main_thread_time_limit_ms(config.int(MAIN_THREAD_TIME_LIMIT_MS));

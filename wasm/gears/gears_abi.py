@@ -10,6 +10,10 @@ MAX_DEPTH = 64
 # a StreamReader's duration may be this many seconds in ms): 2**31 - 1, about 68 years.
 MAX_INTERVAL_SECS = 2**31 - 1
 
+# Or-ed into an entry's code (gears_enter's op): `profile` when ProfileExecutions is on; the
+# entry itself is the code's low bits (`code_mask`).
+ENTRY_FLAGS = {"profile": 0x100, "code_mask": 0xff}
+
 # What the host asks the guest to do: gears_enter(op, payload).
 GUEST_ENTRIES = {
     "reseed": 1,

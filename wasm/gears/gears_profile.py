@@ -2,9 +2,10 @@
 profiled entry runs: the session's event loop (what the entry made ready, see gears_async)."""
 import gears_async
 import gears_encode
-import gears_host
 
-_SETTING = ["wasmgears.ProfileExecutions"]  # the built-in value (configGet sees only extra keys)
+# ProfileExecutions, as the host passes it with each entry (a flag of its code: see
+# gears_abi.ENTRY_FLAGS); set by gears_runtime._enter before the entry runs.
+on = False
 
 _profiler = None  # cProfile.Profile of this session's callbacks while ProfileExecutions is on
 
@@ -16,7 +17,7 @@ def profiled(entry):
         global _profiler
         gears_async.new_entry()
         profiler = None
-        if gears_host.config_get(_SETTING) not in (None, "0"):
+        if on:
             if _profiler is None:
                 import cProfile
                 _profiler = cProfile.Profile()

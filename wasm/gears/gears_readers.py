@@ -11,6 +11,7 @@ import types
 
 import _gears_host
 import gears_cluster
+import gears_encode
 import gears_host
 
 error = gears_host.error
@@ -83,11 +84,19 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
             yield {"event": None, "key": key, "type": type_name, "value": value}
 
 
-def key_event_record(key, event, read_value):
-    """The record a KeysReader registration gets for one keyspace event."""
+def key_event_record(key, event, read_value, read=()):
+    """The record a KeysReader registration gets for one keyspace event. `read`: the key's
+    [type, string value] as the host read it when the event fired (sync runs), else empty:
+    read now, with the session's commands."""
     if not read_value:
         return {"event": event, "key": key}
-    [kind] = gears_host.call_batch([["TYPE", key]])
+    if read:
+        kind = read[0].decode()
+        if len(read) > 1:  # as GET's reply decodes: str if UTF-8, else a bytearray
+            value = gears_encode.text_or_bytes(read[1], bytearray)
+            return {"event": event, "key": key, "type": "string", "value": value}
+    else:
+        [kind] = gears_host.call_batch([["TYPE", key]])
     command = _value_command(key, kind)
     value = _convert_value(kind, gears_host.call_batch([command])[0]) if command else None
     type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"

@@ -175,13 +175,14 @@ def _run_trigger(payload):
 
 @gears_profile.profiled
 def _run_key_event(payload):
-    """A key event: payload = encoded [registration id, key, event]; encoded results."""
-    registration_id, key, event = gears_encode.decode_args(payload)
+    """A key event: payload = encoded [registration id, key, event] (+ [type, string value]
+    when the host read the key as the event fired); encoded results."""
+    registration_id, key, event, *read = gears_encode.decode_args(payload)
     registration_id, key, event = _text(registration_id), gears_encode.text_or_bytes(key), _text(event)
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
-    record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True))
+    record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True), read)
     errors = []
     run = flow.run_one(record, errors, format_error)
     # Nobody reads an event's results: only its errors.
@@ -321,7 +322,7 @@ def _run_execution(payload):
     if flow is None:
         return gears_encode.encode_results([], ["execution %s has no flow in this session" % execution_id])
     errors = []
-    timings = [0.0] * (len(flow.steps) + 1) if configGet("wasmgears.ProfileExecutions") not in (None, "0") else None
+    timings = [0.0] * (len(flow.steps) + 1) if gears_profile.on else None
     run = flow.start(errors, format_error, timings)
 
     def encode():
@@ -371,11 +372,14 @@ _ENTRIES = {
 }
 _BY_CODE = {gears_abi.GUEST_ENTRIES[name]: entry for name, entry in _ENTRIES.items()}
 assert len(_BY_CODE) == len(gears_abi.GUEST_ENTRIES), "every guest entry has a handler"
+_PROFILE_FLAG, _CODE_MASK = gears_abi.ENTRY_FLAGS["profile"], gears_abi.ENTRY_FLAGS["code_mask"]
 
 
 def _enter(op, payload):
-    """The one entry point (glue.c's gears_enter): None, bytes (output) or str (error)."""
-    entry = _BY_CODE.get(op)
+    """The one entry point (glue.c's gears_enter): None, bytes (output) or str (error). `op`
+    is the entry's code with the host's flags (ProfileExecutions) or-ed in."""
+    gears_profile.on = bool(op & _PROFILE_FLAG)
+    entry = _BY_CODE.get(op & _CODE_MASK)
     if entry is None:
         return gears_encode.encode_results([], ["unknown entry %r" % op])
     return entry(payload)

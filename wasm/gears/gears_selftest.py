@@ -75,6 +75,7 @@ def check(vectors_json, codec=None):
 
     expect("max_depth", gears_abi.MAX_DEPTH, vectors["max_depth"])
     expect("max_interval_secs", gears_abi.MAX_INTERVAL_SECS, vectors["max_interval_secs"])
+    expect("entry flags", gears_abi.ENTRY_FLAGS, vectors["entry_flags"])
     expect("guest entry codes", gears_abi.GUEST_ENTRIES, vectors["guest_entries"])
     expect("host request codes", gears_abi.HOST_REQUESTS, vectors["host_requests"])
     for v in vectors["records"]:

@@ -19,7 +19,7 @@ pub mod registration;
 pub mod value;
 
 pub use args::{decode_args, decode_batch, encode_args, encode_batch};
-pub use ops::{GuestEntry, HostRequest};
+pub use ops::{GuestEntry, HostRequest, ENTRY_CODE_MASK, ENTRY_PROFILE_FLAG};
 pub use payload::{FlowResults, StreamBatch};
 pub use registration::{ReaderSpec, RegistrationSpec, SpecError, MAX_INTERVAL_SECS};
 pub use value::{CodecError, Reply, MAX_DEPTH};

@@ -11,9 +11,25 @@ pub fn trigger<A: AsRef<[u8]>>(registration: &str, record: &[A]) -> Vec<u8> {
     encode_args(&fields)
 }
 
-/// [`crate::GuestEntry::KeyEvent`]: `[registration id, key, event]`.
-pub fn key_event(registration: &str, key: &[u8], event: &str) -> Vec<u8> {
-    encode_args(&[registration.as_bytes(), key, event.as_bytes()])
+/// The key of an event as the host read it when the event fired (a `sync` run inline: the
+/// guest would read the same, nothing runs in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRead<'a> {
+    /// The key's type as `TYPE` names it (`none`, `string`, `hash`, ..., `module`).
+    pub type_name: &'a str,
+    /// A string's value (for other types the guest reads the value itself).
+    pub value: Option<&'a [u8]>,
+}
+
+/// [`crate::GuestEntry::KeyEvent`]: `[registration id, key, event]`, then with `read` the
+/// key's `[type]` and, for a string, its `[value]`.
+pub fn key_event(registration: &str, key: &[u8], event: &str, read: Option<KeyRead<'_>>) -> Vec<u8> {
+    let mut fields: Vec<&[u8]> = vec![registration.as_bytes(), key, event.as_bytes()];
+    if let Some(read) = read {
+        fields.push(read.type_name.as_bytes());
+        fields.extend(read.value);
+    }
+    encode_args(&fields)
 }
 
 /// [`crate::GuestEntry::StreamBatch`]: which entries of which stream a batch reads.
@@ -113,6 +129,16 @@ mod tests {
         assert_eq!(decode_args(&p).unwrap(), vec![&b"0000-1"[..], b"t", b"a"]);
         let p = StreamBatch { registration: "r", key: b"s", read_pending: true, count: 3, trim: true, policy: "abort" };
         assert_eq!(decode_args(&p.encode()).unwrap(), vec![&b"r"[..], b"s", b"1", b"3", b"1", b"abort"]);
+    }
+
+    #[test]
+    fn a_key_event_carries_what_the_host_read() {
+        let p = key_event("r", b"k", "set", None);
+        assert_eq!(decode_args(&p).unwrap(), vec![&b"r"[..], b"k", b"set"]);
+        let p = key_event("r", b"k", "set", Some(KeyRead { type_name: "string", value: Some(b"v") }));
+        assert_eq!(decode_args(&p).unwrap(), vec![&b"r"[..], b"k", b"set", b"string", b"v"]);
+        let p = key_event("r", b"k", "hset", Some(KeyRead { type_name: "hash", value: None }));
+        assert_eq!(decode_args(&p).unwrap(), vec![&b"r"[..], b"k", b"hset", b"hash"]);
     }
 
     #[test]

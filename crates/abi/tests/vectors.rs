@@ -51,6 +51,8 @@ fn values_encode_and_decode_to_their_bytes() {
     let json = vectors();
     assert_eq!(json["max_depth"].as_u64(), Some(MAX_DEPTH as u64));
     assert_eq!(json["max_interval_secs"].as_u64(), Some(wasmgears_abi::MAX_INTERVAL_SECS));
+    assert_eq!(json["entry_flags"]["profile"].as_u64(), Some(wasmgears_abi::ENTRY_PROFILE_FLAG as u64));
+    assert_eq!(json["entry_flags"]["code_mask"].as_u64(), Some(wasmgears_abi::ENTRY_CODE_MASK as u64));
     for (name, v) in each(&json, "values") {
         let (expected, bytes) = (value(&v["value"]), unhex(&v["hex"]));
         assert_eq!(expected.to_bytes(), bytes, "encoding of {name}");

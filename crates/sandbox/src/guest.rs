@@ -68,7 +68,7 @@ impl Exports {
         let Some((ptr, len)) = self.write_input(store, input)? else {
             return Ok(None);
         };
-        let rc = self.enter.call(&mut *store, (op.code(), ptr, len))?;
+        let rc = self.enter.call(&mut *store, (crate::profiling::entry_code(op), ptr, len))?;
         self.free.call(&mut *store, ptr)?;
         Ok(Some(rc))
     }

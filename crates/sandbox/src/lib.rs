@@ -5,7 +5,8 @@
 //! - [`Runtime`]: the engine, the pre-linked guest, the epoch ticker (deadlines, aborts);
 //! - [`Guest`]: one session's instance, entered through [`Guest::enter`]-based calls;
 //! - `host_calls`: the guest's one import; `wasi_time`: its clocks and sleeps;
-//! - [`limits`]: memory cap, time limits, reply size (process-wide atomics).
+//! - [`limits`]: memory cap, time limits, reply size (process-wide atomics);
+//! - [`profiling`]: `ProfileExecutions`, passed to the guest as a flag of each entry.
 #![warn(missing_docs)]
 
 mod command_ctx;
@@ -15,6 +16,7 @@ mod host_calls;
 mod image_file;
 pub mod limits;
 mod log_stream;
+pub mod profiling;
 pub mod services;
 mod state;
 mod wasi_time;
