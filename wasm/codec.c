@@ -160,3 +160,26 @@ PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *err
     }
     return value;
 }
+
+PyObject *codec_args_to_python(const uint8_t *data, size_t len) {
+    reader r = {data, data + len, NULL, 0};
+    uint32_t n;
+    if (take(&r, &n, 4) < 0) return truncated();
+    if (n > (size_t)(r.end - r.p) / 4) return truncated(); /* each argument takes >= 4 bytes */
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t arg_len;
+        if (take(&r, &arg_len, 4) < 0 || (size_t)(r.end - r.p) < arg_len) { Py_DECREF(list); return truncated(); }
+        PyObject *arg = PyBytes_FromStringAndSize((const char *)r.p, (Py_ssize_t)arg_len);
+        if (!arg) { Py_DECREF(list); return NULL; }
+        r.p += arg_len;
+        PyList_SET_ITEM(list, i, arg);
+    }
+    if (r.p != r.end) {
+        Py_DECREF(list);
+        PyErr_SetString(PyExc_ValueError, "malformed arguments: trailing bytes");
+        return NULL;
+    }
+    return list;
+}

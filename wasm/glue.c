@@ -84,6 +84,15 @@ static PyObject *host_module_decode(PyObject *self, PyObject *data) {
     return value;
 }
 
+/* decode_args(bytes) -> [bytes, ...]: an entry's payload (the runtime's hot path). */
+static PyObject *host_module_decode_args(PyObject *self, PyObject *data) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "decode_args() takes bytes");
+        return NULL;
+    }
+    return codec_args_to_python((const uint8_t *)PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+}
+
 static PyObject *encoded(codec_buf *buf, int rc) {
     PyObject *out = rc < 0 ? NULL : PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)buf->len);
     free(buf->data);
@@ -105,6 +114,7 @@ static PyMethodDef host_methods[] = {
     {"request_batch", (PyCFunction)(void (*)(void))host_module_request_batch, METH_FASTCALL,
      "Ask the host with a batch of commands: (op, [[args...]...]) -> list of replies."},
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
+    {"decode_args", host_module_decode_args, METH_O, "Decode an argument encoding into a list of bytes."},
     {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},
     {"encode_batch", host_module_encode_batch, METH_O, "Encode a list of lists as a batch (self-test)."},
     {NULL, NULL, 0, NULL},

@@ -1,5 +1,5 @@
 """Records to replies (spec §1.3), in the host<->guest encoding (crates/abi; vectors pinned by
-crates/abi/vectors/codec.json), and the argument decoding of the host's payloads."""
+crates/abi/vectors/codec.json). The host's payloads are decoded in C (`_gears_host.decode_args`)."""
 import struct
 
 from gears_abi import MAX_DEPTH
@@ -39,8 +39,14 @@ def encode_record(record, out, depth=0):
         _tagged(out, b"$", _PY_RECORD)
 
 
+# `[[], []]`: no results, no errors.
+_NOTHING = b"*" + struct.pack("<I", 2) + (b"*" + struct.pack("<I", 0)) * 2
+
+
 def encode_results(results, errors, durations=None):
     """`[[results...], [errors...]]` (+ `[step durations in ms]` when profiling), encoded."""
+    if not results and not errors and durations is None:
+        return _NOTHING  # every event of a registration that ran cleanly
     parts = 2 if durations is None else 3
     out = [b"*" + struct.pack("<I", parts), b"*" + struct.pack("<I", len(results))]
     for record in results:
@@ -62,14 +68,3 @@ def text_or_bytes(data, binary=bytes):
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return binary(data)
-
-
-def decode_args(data):
-    """The command-args encoding (u32 count, then u32 length + bytes each) -> list of bytes."""
-    (count,) = struct.unpack_from("<I", data, 0)
-    offset, out = 4, []
-    for _ in range(count):
-        (length,) = struct.unpack_from("<I", data, offset)
-        out.append(data[offset + 4:offset + 4 + length])
-        offset += 4 + length
-    return out

@@ -118,9 +118,14 @@ class Run:
 
     def feed_one(self, record):
         """One record (an event) through a run of per-record steps: done at once unless it
-        waits. Skips the reader loop of `feed`: this is the path of every event."""
-        with _async.step_scope():
+        waits. Skips the reader loop of `feed`: this is the path of every event (so the
+        step scope is inlined here, see gears_async.step_scope)."""
+        saved = _async.step_active, _async.created
+        _async.step_active, _async.created = True, None
+        try:
             self.entries[0](record)
+        finally:
+            _async.step_active, _async.created = saved
         if self.waiting:
             self.ended[0] = True
             self._maybe_end(0)  # the steps before the waiting record end now

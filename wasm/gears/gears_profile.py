@@ -16,6 +16,11 @@ def profiled(entry):
     def run(arg):
         global _profiler
         gears_async.new_entry()
+        if not on:  # the common path: no profiler, and no loop unless asyncio was used
+            out = entry(arg)
+            if gears_async._loop is not None:
+                gears_async.after_entry()
+            return out
         profiler = None
         if on:
             if _profiler is None:

@@ -9,6 +9,7 @@ import random
 import traceback
 import types
 
+import _gears_host
 import gears_abi
 import gears_api
 import gears_async
@@ -18,6 +19,8 @@ import gears_pipeline
 import gears_profile
 import gears_readers
 from gears_api import configGet, error, flat_error, log
+
+_decode_args = _gears_host.decode_args  # an entry's payload -> [bytes, ...] (in C)
 
 session_globals = None  # the globals of this session's script, shared by its later callbacks
 
@@ -162,8 +165,8 @@ def _not_here(registration_id):
 @gears_profile.profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
-    registration_id, *args = gears_encode.decode_args(payload)
-    registration_id = _text(registration_id)
+    registration_id, *args = _decode_args(payload)
+    registration_id = registration_id.decode("utf-8", "replace")
     record = [gears_encode.text_or_bytes(a, bytearray) for a in args]  # as get_command() gives them
     flow = _registrations.get(registration_id)
     if flow is None:
@@ -177,15 +180,18 @@ def _run_trigger(payload):
 def _run_key_event(payload):
     """A key event: payload = encoded [registration id, key, event] (+ [type, string value]
     when the host read the key as the event fired); encoded results."""
-    registration_id, key, event, *read = gears_encode.decode_args(payload)
-    registration_id, key, event = _text(registration_id), gears_encode.text_or_bytes(key), _text(event)
+    registration_id, key, event, *read = _decode_args(payload)
+    registration_id = registration_id.decode("utf-8", "replace")
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
+    key, event = gears_encode.text_or_bytes(key), event.decode("utf-8", "replace")
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True), read)
     errors = []
     run = flow.run_one(record, errors, format_error)
     # Nobody reads an event's results: only its errors.
+    if run.done:
+        return gears_encode.encode_results((), errors)
     return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
 
@@ -340,12 +346,12 @@ def _text(field):
 
 
 def _fields(payload):
-    return [_text(p) for p in gears_encode.decode_args(payload)]
+    return [_text(p) for p in _decode_args(payload)]
 
 
 def _stream_fields(payload):
     """A stream batch's fields: its key exactly as named (str, or bytes if not UTF-8)."""
-    registration_id, key, *rest = gears_encode.decode_args(payload)
+    registration_id, key, *rest = _decode_args(payload)
     return [_text(registration_id), gears_encode.text_or_bytes(key)] + [_text(p) for p in rest]
 
 

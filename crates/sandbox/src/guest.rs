@@ -6,7 +6,7 @@
 use crate::limits::{self, MemoryLimiter};
 use crate::log_stream::LogStream;
 use crate::services::RedisCaller;
-use crate::state::{AfterEntry, CommandCtx, Created, Entry, HostState, Stopped};
+use crate::state::{AfterEntry, CommandCtx, Created, Entry, HostState, ReplySpace, Stopped};
 use crate::{Runtime, SandboxError};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -140,12 +140,14 @@ impl Guest {
             .preopened_dir(&rt.stdlib_dir, "/lib", FsPerms::ReadOnly)
             .map_err(create)?
             .build_p1();
-        let state = HostState { wasi, limiter: MemoryLimiter::default(), services, entry: Entry::idle() };
+        let state =
+            HostState { wasi, limiter: MemoryLimiter::default(), services, entry: Entry::idle(), reply_space: None };
         let mut store = Store::new(&rt.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(check_entry);
         let instance = rt.pre.instantiate(&mut store).map_err(create)?;
         let exports = Exports::get(&mut store, &instance).map_err(create)?;
+        store.data_mut().reply_space = Some(ReplySpace { memory: exports.memory, alloc: exports.alloc.clone() });
         let mut guest = Guest { store, exports, poisoned: None };
         let exports = guest.exports.clone();
         guest.enter(None, |store| exports.call(store, GuestEntry::Reseed, &[]))?;

@@ -4,35 +4,46 @@
 //! wasmtime's bounds-checked slices.
 
 use crate::services::LogLevel;
-use crate::state::{CreatedExecution, CreatedRegistration, Entry, HostState};
+use crate::state::{CreatedExecution, CreatedRegistration, Entry, HostState, ReplySpace};
 use wasmgears_abi::{decode_args, decode_batch, CodecError, HostRequest, RegistrationSpec, Reply, MAX_INTERVAL_SECS};
-use wasmtime::{Caller, Extern, Linker, Memory};
+use wasmtime::{Caller, Extern, Linker};
 use wasmtime_wasi::p1;
 
 type GuestCaller<'a> = Caller<'a, HostState>;
 
-fn memory(caller: &mut GuestCaller<'_>) -> wasmtime::Result<Memory> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
-        _ => wasmtime::bail!("guest exports no memory"),
+/// The guest's memory and allocator (found once per instance; by name before that).
+fn reply_space(caller: &mut GuestCaller<'_>) -> wasmtime::Result<ReplySpace> {
+    if let Some(space) = &caller.data().reply_space {
+        return Ok(space.clone());
     }
-}
-
-/// Copies `bytes` into a fresh guest allocation and stores its address and length at
-/// `ptr_out`/`len_out`. Returns false when the guest cannot allocate that much.
-fn give_to_guest(caller: &mut GuestCaller<'_>, bytes: &[u8], ptr_out: u32, len_out: u32) -> wasmtime::Result<bool> {
-    let Ok(len) = u32::try_from(bytes.len()) else {
-        return Ok(false);
+    let memory = match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => m,
+        _ => wasmtime::bail!("guest exports no memory"),
     };
     let alloc = match caller.get_export("gears_alloc") {
         Some(Extern::Func(f)) => f.typed::<u32, u32>(&caller)?,
         _ => wasmtime::bail!("guest exports no gears_alloc"),
     };
-    let ptr = alloc.call(&mut *caller, len)?;
+    Ok(ReplySpace { memory, alloc })
+}
+
+/// Copies `bytes` into a fresh guest allocation and stores its address and length at
+/// `ptr_out`/`len_out`. Returns false when the guest cannot allocate that much.
+fn give_to_guest(
+    caller: &mut GuestCaller<'_>,
+    space: &ReplySpace,
+    bytes: &[u8],
+    ptr_out: u32,
+    len_out: u32,
+) -> wasmtime::Result<bool> {
+    let Ok(len) = u32::try_from(bytes.len()) else {
+        return Ok(false);
+    };
+    let ptr = space.alloc.call(&mut *caller, len)?;
     if ptr == 0 {
         return Ok(false);
     }
-    let mem = memory(caller)?;
+    let mem = space.memory;
     mem.write(&mut *caller, ptr as usize, bytes)?;
     mem.write(&mut *caller, ptr_out as usize, &ptr.to_le_bytes())?;
     mem.write(&mut *caller, len_out as usize, &len.to_le_bytes())?;
@@ -72,9 +83,9 @@ fn host(
     reply_ptr: u32,
     reply_len: u32,
 ) -> wasmtime::Result<i32> {
-    let mem = memory(&mut caller)?;
+    let space = reply_space(&mut caller)?;
     let range = ptr as usize..(ptr as usize).saturating_add(len as usize);
-    let Some(request) = mem.data(&caller).get(range).map(<[u8]>::to_vec) else {
+    let Some(request) = space.memory.data(&caller).get(range).map(<[u8]>::to_vec) else {
         wasmtime::bail!("guest passed an out-of-bounds buffer");
     };
     let reply = match HostRequest::from_code(op) {
@@ -89,7 +100,7 @@ fn host(
     if let Some(refusal) = crate::limits::reply_too_large(bytes.len()) {
         bytes = Reply::Error(format!("ERR {refusal}").into_bytes()).to_bytes();
     }
-    Ok(if give_to_guest(&mut caller, &bytes, reply_ptr, reply_len)? { 0 } else { -1 })
+    Ok(if give_to_guest(&mut caller, &space, &bytes, reply_ptr, reply_len)? { 0 } else { -1 })
 }
 
 fn call_batch(state: &mut HostState, request: &[u8]) -> Reply {

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmgears_abi::RegistrationSpec;
+use wasmtime::{Memory, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// An execution a script created with `run()`: its id and plan.
@@ -95,10 +96,20 @@ pub(crate) enum Stopped {
     Deadline,
 }
 
+/// Where the host writes its replies to the guest: the guest's memory and allocator, looked
+/// up once per instance (not by name on every host call).
+#[derive(Clone)]
+pub(crate) struct ReplySpace {
+    pub memory: Memory,
+    pub alloc: TypedFunc<u32, u32>,
+}
+
 /// A store's data.
 pub struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) services: Arc<dyn HostServices>,
     pub(crate) entry: Entry,
+    /// Set once the instance exists.
+    pub(crate) reply_space: Option<ReplySpace>,
 }
