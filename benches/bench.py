@@ -3,12 +3,12 @@
 1. Session start-up: RG.PYEXECUTE of a trivial script end to end (session create + run +
    free) vs native CPython 3.13 (the recipe's build-python) _interpreters create/exec/destroy,
    and vs EVAL of a trivial Lua script (the client/protocol floor).
-2. A flow over 100k keys: GB().map(...).count().run() vs the same work in a Lua EVAL script
-   and in native CPython 3.13 with redis-py pipelines.
+2. A flow over 100k string keys: GB().map(len of value).aggregate(sum).run() vs the same work
+   in a Lua EVAL script (SCAN + GET + strlen) and in native CPython 3.13 with redis-py pipelines.
 3. Two sessions' CPU-bound executions in parallel vs one after the other.
-4. Reacting to writes (redis-benchmark, 50 clients): SET with a `sync` KeysReader
-   registration doing one execute() vs the same work as a Lua FCALL vs plain SET; RG.TRIGGER
-   of a trivial flow (async and sync) vs FCALL of a trivial function.
+4. Reacting to writes (redis-benchmark, 50 clients, unpipelined and with -P 16): SET with a
+   `sync` KeysReader registration doing one execute() vs the same work as a Lua FCALL vs plain
+   SET; RG.TRIGGER of a trivial flow (sync and async) vs FCALL of a trivial function.
 """
 import os
 import re
@@ -58,16 +58,14 @@ def timed(fn, n):
 
 
 KEYS = int(os.environ.get("BENCH_KEYS", "100000"))
-FLOW = "GB().map(lambda r: len(r['value'])).count().run()"
+FLOW = "GB().map(lambda r: len(r['value'])).aggregate(0, lambda a, r: a + r, lambda a, r: a + r).run()"
 LUA_FLOW = """
 local cursor, n = '0', 0
 repeat
   local res = redis.call('SCAN', cursor, 'COUNT', 1000)
   cursor = res[1]
   for _, k in ipairs(res[2]) do
-    local v = redis.call('GET', k)
-    local len = string.len(v)
-    n = n + 1
+    n = n + string.len(redis.call('GET', k))
   end
 until cursor == '0'
 return n
@@ -85,7 +83,7 @@ for _ in range(int(sys.argv[2])):
         pipe = r.pipeline(transaction=False)
         for k in keys:
             pipe.get(k)
-        n += len(list(map(lambda v: len(v), pipe.execute())))
+        n += sum(map(len, pipe.execute()))
         if cursor == 0:
             break
     assert n == int(sys.argv[3]), n
@@ -101,18 +99,20 @@ def best_of(fn, n):
 
 
 def flow_bench(r, port, native_python):
-    r.execute_command("DEBUG", "POPULATE", KEYS, "key", 10)
+    r.execute_command("DEBUG", "POPULATE", KEYS, "key", 10)  # values of 10 bytes
+    total = KEYS * 10
     reply = r.execute_command("RG.PYEXECUTE", FLOW)
-    assert reply[0] == [str(KEYS).encode()], reply
+    assert reply[0] == [str(total).encode()], reply
+    assert r.execute_command("EVAL", LUA_FLOW, 0) == total
     wasm = best_of(lambda: r.execute_command("RG.PYEXECUTE", FLOW), 5)
     lua = best_of(lambda: r.execute_command("EVAL", LUA_FLOW, 0), 5)
     site = os.environ.get("WASMGEARS_VENV_SITE", "")
-    out = subprocess.run([native_python, "-c", NATIVE_FLOW, str(port), "5", str(KEYS)], check=True,
+    out = subprocess.run([native_python, "-c", NATIVE_FLOW, str(port), "5", str(total)], check=True,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": site})
     native = float(out.stdout)
     print(f"\nflow over {KEYS} keys (best of 5):")
     print(f"  RG.PYEXECUTE {FLOW!r}: {wasm * 1e3:9.1f} ms")
-    print(f"  Lua EVAL (SCAN + GET + len, same work):          {lua * 1e3:9.1f} ms   wasm/Lua = {wasm / lua:.2f}x")
+    print(f"  Lua EVAL (SCAN + GET + strlen, same work):       {lua * 1e3:9.1f} ms   wasm/Lua = {wasm / lua:.2f}x")
     print(f"  native CPython 3.13 + redis-py pipelines:        {native * 1e3:9.1f} ms   wasm/native = {wasm / native:.2f}x")
 
 
@@ -145,8 +145,8 @@ redis.register_function('noop', function(keys, args) return 1 end)
 """
 REACTIVE = """
 GB().foreach(lambda r: execute('incr', 'gears_counter')).register(prefix='g:*', eventTypes=['set'], mode='sync')
-GB('CommandReader').register(trigger='noop')
 GB('CommandReader').register(trigger='noop_sync', mode='sync')
+GB('CommandReader').register(trigger='noop')
 import asyncio
 async def yield_once(x):
     await asyncio.sleep(0)
@@ -154,36 +154,43 @@ async def yield_once(x):
 GB('CommandReader').map(yield_once).register(trigger='noop_async')
 """
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100000"))
+PIPELINED_REQUESTS = int(os.environ.get("BENCH_PIPELINED_REQUESTS", "500000"))
 
 
-def requests_per_second(port, *command):
-    out = subprocess.run(["redis-benchmark", "-p", str(port), "-n", str(REQUESTS), "-c", "50", "-r", "100000",
-                          "-q", *command], check=True, capture_output=True, text=True).stdout
-    # "<name>: 123456.79 requests per second, p50=0.199 msec"
-    return float(re.findall(r"([0-9.]+) requests per second", out)[-1])
+def requests_per_second(port, *command, pipeline=1):
+    n = REQUESTS if pipeline == 1 else PIPELINED_REQUESTS
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-n", str(n), "-c", "50", "-P", str(pipeline),
+                          "-r", "100000", "--csv", *command], check=True, capture_output=True, text=True).stdout
+    # "test","rps","avg_latency_ms",...: the last line is the command's
+    return float(out.strip().splitlines()[-1].split(",")[1].strip('"'))
 
 
 def reactive_bench(r, port):
     r.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
     r.execute_command("RG.PYEXECUTE", REACTIVE)
-    plain = requests_per_second(port, "SET", "p:__rand_int__", "v")
-    gears = requests_per_second(port, "SET", "g:__rand_int__", "v")
-    lua = requests_per_second(port, "FCALL", "setinc", "1", "l:__rand_int__", "v")
-    assert int(r.get("gears_counter")) == REQUESTS, "every SET must have run the sync registration once"
-    trig = requests_per_second(port, "RG.TRIGGER", "noop")
-    trig_sync = requests_per_second(port, "RG.TRIGGER", "noop_sync")
-    trig_async = requests_per_second(port, "RG.TRIGGER", "noop_async")
-    noop = requests_per_second(port, "FCALL", "noop", "0")
-    print(f"\nreacting to writes (redis-benchmark -n {REQUESTS} -c 50), requests per second:")
-    print(f"  plain SET:                                      {plain:10.0f}")
-    print(f"  SET + sync KeysReader registration (1 execute): {gears:10.0f}   "
-          f"vs FCALL (SET + INCR in Lua) {lua:10.0f}   gears/Lua = {gears / lua:.2f}x   gears/plain = {gears / plain:.2f}x")
-    print(f"  RG.TRIGGER trivial flow (async, worker):        {trig:10.0f}   "
-          f"vs FCALL trivial {noop:10.0f}   gears/Lua = {trig / noop:.2f}x")
-    print(f"  RG.TRIGGER trivial flow (sync, main thread):    {trig_sync:10.0f}   gears/Lua = {trig_sync / noop:.2f}x")
-    print(f"  RG.TRIGGER flow with an async def step that     {trig_async:10.0f}   gears/Lua = {trig_async / noop:.2f}x"
-          f"   async/plain trigger = {trig_async / trig:.2f}x")
-    print("    awaits asyncio.sleep(0) (the record waits once)")
+    for pipeline in (1, 16):
+        before = int(r.get("gears_counter") or 0)
+        rps = lambda *command: requests_per_second(port, *command, pipeline=pipeline)
+        plain = rps("SET", "p:__rand_int__", "v")
+        gears = rps("SET", "g:__rand_int__", "v")
+        lua = rps("FCALL", "setinc", "1", "l:__rand_int__", "v")
+        sent = REQUESTS if pipeline == 1 else PIPELINED_REQUESTS
+        assert int(r.get("gears_counter")) - before == sent, "every SET must have run the sync registration once"
+        trig_sync = rps("RG.TRIGGER", "noop_sync")
+        trig = rps("RG.TRIGGER", "noop")
+        trig_async = rps("RG.TRIGGER", "noop_async")
+        noop = rps("FCALL", "noop", "0")
+        print(f"\nreacting to writes (redis-benchmark -n {sent} -c 50 -P {pipeline}), requests per second:")
+        print(f"  plain SET:                                      {plain:10.0f}")
+        print(f"  SET + sync KeysReader registration (1 execute): {gears:10.0f}   "
+              f"vs FCALL (SET + INCR in Lua) {lua:10.0f}   gears/Lua = {gears / lua:.2f}x   "
+              f"gears/plain = {gears / plain:.2f}x")
+        print(f"  RG.TRIGGER trivial flow (sync, main thread):    {trig_sync:10.0f}   "
+              f"vs FCALL trivial {noop:10.0f}   gears/Lua = {trig_sync / noop:.2f}x")
+        print(f"  RG.TRIGGER trivial flow (async, worker):        {trig:10.0f}   gears/Lua = {trig / noop:.2f}x")
+        print(f"  RG.TRIGGER flow with an async def step that     {trig_async:10.0f}   gears/Lua = {trig_async / noop:.2f}x"
+              f"   async/plain trigger = {trig_async / trig:.2f}x")
+        print("    awaits asyncio.sleep(0) (the record waits once)")
 
 
 def main():
@@ -214,7 +221,8 @@ def main():
             server.terminate()
             server.wait()
     raw = subprocess.run([native_python, "-c", NATIVE, str(ITERATIONS)], check=True, capture_output=True, text=True)
-    native = [float(x) for x in raw.stdout.split()][50:]
+    native = [float(x) for x in raw.stdout.split()]
+    native = native[min(50, len(native) // 4):]  # the first ones warm up
 
     rows = [("RG.PYEXECUTE 'x=1' (wasm session, via client)", wasm),
             ("EVAL 'local x = 1' (Lua, via client)", lua),
