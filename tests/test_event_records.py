@@ -97,3 +97,22 @@ def test_a_sync_run_reads_no_value_its_user_may_not_get(no_get_user):
     # TYPE is allowed, GET is not: the same record as the user's own commands would read.
     assert sync == "('set', 'ev:secret', 'string', 'NoneType', None)"
     assert sync == later
+
+
+def test_a_keys_reader_run_reads_only_what_its_user_may(no_get_user):
+    admin, typer = no_get_user
+    admin.set("ev:s", "v")
+    admin.hset("ev:h", "f", "1")
+    admin.rpush("ev:l", "a")
+    admin.set("other", "hidden")  # outside the user's key patterns: not even its type
+    script = "GB().map(lambda r: repr((r['key'], r['type'], r['value']))).run()"
+    results, errors = pyexec(typer, script)
+    assert errors == []
+    assert sorted(results) == sorted(["('ev:s', 'string', None)",  # GET is refused
+                                      "('ev:h', 'hash', {'f': '1'})",
+                                      "('ev:l', 'list', ['a'])",
+                                      "('other', 'empty', None)"])
+    # The admin (the default user) reads everything.
+    results, errors = pyexec(admin, script)
+    assert sorted(results) == sorted(["('ev:s', 'string', 'v')", "('ev:h', 'hash', {'f': '1'})",
+                                      "('ev:l', 'list', ['a'])", "('other', 'string', 'hidden')"])

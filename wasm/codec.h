@@ -38,9 +38,11 @@ PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *err
 PyObject *codec_args_to_python(const uint8_t *data, size_t len);
 
 /* error_depth for: a request's reply (nested errors are text), a batch's (each command's own
- * error reply an error instance), the self-test's decode (errors at any depth instances). */
+ * error reply an error instance), a batch of pairs' (read_keys: each member's), the
+ * self-test's decode (errors at any depth instances). */
 #define CODEC_ERRORS_TOP 1
 #define CODEC_ERRORS_BATCH 2
+#define CODEC_ERRORS_PAIRS 3
 #define CODEC_ERRORS_ALL 0x7fffffff
 
 #endif

@@ -64,6 +64,16 @@ static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_s
     return exchange(op, &buf, CODEC_ERRORS_TOP);
 }
 
+/* request_pairs(op, fields): as request, for a reply of [[a, b], ...] pairs whose members may
+ * be error replies: those come back as gears.error instances (read_keys). */
+static PyObject *host_module_request_pairs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    uint32_t op;
+    if (parse_op(args, nargs, "request_pairs", &op) < 0) return NULL;
+    codec_buf buf = {0};
+    if (codec_put_args(&buf, args[1]) < 0) { free(buf.data); return NULL; }
+    return exchange(op, &buf, CODEC_ERRORS_PAIRS);
+}
+
 /* request_batch(op, commands): several commands under one acquisition of the Redis lock;
  * error replies come back as gears.error instances in the list instead of raising. */
 static PyObject *host_module_request_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -113,6 +123,8 @@ static PyMethodDef host_methods[] = {
     {"request", (PyCFunction)(void (*)(void))host_module_request, METH_FASTCALL, "Ask the host: (op, fields) -> reply."},
     {"request_batch", (PyCFunction)(void (*)(void))host_module_request_batch, METH_FASTCALL,
      "Ask the host with a batch of commands: (op, [[args...]...]) -> list of replies."},
+    {"request_pairs", (PyCFunction)(void (*)(void))host_module_request_pairs, METH_FASTCALL,
+     "Ask the host for pairs: (op, fields) -> [[a, b]...], errors in them as instances."},
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
     {"decode_args", host_module_decode_args, METH_O, "Decode an argument encoding into a list of bytes."},
     {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},

@@ -10,6 +10,7 @@ use crate::gears::registrations::Target;
 use crate::gears::streams;
 use crate::redis::acl;
 use crate::redis::caller;
+use crate::redis::key_reader;
 use crate::redis::run_as::RunAs;
 use crate::runtime::workers;
 use crate::session::CallbackOutput;
@@ -73,7 +74,7 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
 /// commands meet.
 fn inline_payload(ctx: &Context, target: &Target, key: &[u8], event: &str) -> Vec<u8> {
     let unread = || payload::key_event(&target.id, key, event, None);
-    if !target.reads_value || !may_read(&target.session.run_as, key) {
+    if !target.reads_value || !may_read(ctx, &target.session.run_as, key) {
         return unread();
     }
     let name = RedisString::create_from_slice(ctx.ctx, key);
@@ -86,28 +87,13 @@ fn inline_payload(ctx: &Context, target: &Target, key: &[u8], event: &str) -> Ve
         },
         _ => None,
     };
-    payload::key_event(&target.id, key, event, Some(KeyRead { type_name: type_reply_name(kind), value }))
+    payload::key_event(&target.id, key, event, Some(KeyRead { type_name: key_reader::type_reply_name(kind), value }))
 }
 
-fn may_read(run_as: &RunAs, key: &[u8]) -> bool {
+fn may_read(ctx: &Context, run_as: &RunAs, key: &[u8]) -> bool {
     match run_as {
         RunAs::Module => true,
-        RunAs::User(name) => acl::user_may_run_all(name, &[&[b"TYPE", key], &[b"GET", key]]),
-    }
-}
-
-/// The key's type as `TYPE` answers (a module type's own name aside: the guest calls every
-/// module type `module`).
-fn type_reply_name(kind: KeyType) -> &'static str {
-    match kind {
-        KeyType::Empty => "none",
-        KeyType::String => "string",
-        KeyType::List => "list",
-        KeyType::Hash => "hash",
-        KeyType::Set => "set",
-        KeyType::ZSet => "zset",
-        KeyType::Module => "module",
-        KeyType::Stream => "stream",
+        RunAs::User(name) => acl::user_may_run_all(ctx, name, &[&[b"TYPE", key], &[b"GET", key]]),
     }
 }
 

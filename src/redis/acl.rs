@@ -39,40 +39,16 @@ pub fn denied(ctx: &Context, args: &[RedisString]) -> Option<String> {
 /// Why ACL user `name` may not run the command `args`, if not (`execute()` of a session
 /// that runs as that user). A user that no longer exists, or is disabled, may do nothing.
 pub fn denied_for_user(ctx: &Context, name: &str, args: &[&[u8]]) -> Option<String> {
-    // Binary safe (a NUL in a name is refused later, by run_with).
-    let args: Vec<RedisString> = args.iter().map(|a| RedisString::create_from_slice(std::ptr::null_mut(), a)).collect();
-    match denied_for(ctx, &RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes()), &args) {
-        Some(e) if e == NO_SUCH_USER => {
-            Some(format!("NOPERM the user '{name}' of this session no longer exists or is disabled"))
-        }
-        other => other,
+    match AclUser::lookup(name) {
+        Ok(user) => user.denied(ctx, args),
+        Err(refusal) => Some(refusal),
     }
 }
 
 /// Whether ACL user `name` may run every one of `commands` (command and keys; false for a user
 /// that no longer exists or is disabled). One lookup of the user for all of them.
-pub fn user_may_run_all(name: &str, commands: &[&[&[u8]]]) -> bool {
-    let name = RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes());
-    // SAFETY: the user name string is valid for the call; the user returned (or null) is
-    // freed before returning; each `argv` holds valid strings for the duration of its check.
-    unsafe {
-        let user = raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner);
-        if user.is_null() {
-            return false;
-        }
-        let allowed = commands.iter().all(|args| {
-            let args: Vec<RedisString> =
-                args.iter().map(|a| RedisString::create_from_slice(std::ptr::null_mut(), a)).collect();
-            let mut argv = pointers(&args);
-            raw::RedisModule_ACLCheckCommandPermissions.expect("Redis API")(
-                user,
-                argv.as_mut_ptr(),
-                argv.len() as c_int,
-            ) == raw::REDISMODULE_OK as c_int
-        });
-        raw::RedisModule_FreeModuleUser.expect("Redis API")(user);
-        allowed
-    }
+pub fn user_may_run_all(ctx: &Context, name: &str, commands: &[&[&[u8]]]) -> bool {
+    AclUser::lookup(name).is_ok_and(|user| commands.iter().all(|args| user.denied(ctx, args).is_none()))
 }
 
 const NO_SUCH_USER: &str = "NOPERM no such user";
@@ -80,37 +56,76 @@ const NO_SUCH_USER: &str = "NOPERM no such user";
 /// `ENOENT`, which RM_ACLCheckCommandPermissions sets for a command that does not exist.
 const ENOENT: i32 = 2;
 
-fn denied_for(ctx: &Context, name: &RedisString, args: &[RedisString]) -> Option<String> {
-    // SAFETY: the user name string is valid for the call; the user returned (or null) is
-    // freed below, before returning; `argv` holds `args.len()` valid strings.
-    unsafe {
-        let user = raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner);
+/// An ACL user, looked up once for several checks (a KeysReader batch checks every key).
+pub struct AclUser {
+    user: *mut raw::RedisModuleUser,
+}
+
+impl AclUser {
+    /// The user `name`, or the refusal when it no longer exists or is disabled.
+    pub fn lookup(name: &str) -> Result<AclUser, String> {
+        let name_str = RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes());
+        // SAFETY: the name string is valid for the call; the user returned (or null) is ours
+        // until freed in Drop.
+        let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name_str.inner) };
         if user.is_null() {
-            return Some(NO_SUCH_USER.into());
+            return Err(format!("NOPERM the user '{name}' of this session no longer exists or is disabled"));
         }
+        Ok(AclUser { user })
+    }
+
+    /// Why this user may not run the command `args`, if not (Redis's own NOPERM texts).
+    pub fn denied(&self, ctx: &Context, args: &[&[u8]]) -> Option<String> {
+        // Binary safe (a NUL in a name is refused later, by run_with).
+        let args: Vec<RedisString> =
+            args.iter().map(|a| RedisString::create_from_slice(std::ptr::null_mut(), a)).collect();
+        self.denied_strings(ctx, &args)
+    }
+
+    fn denied_strings(&self, ctx: &Context, args: &[RedisString]) -> Option<String> {
         let mut argv = pointers(args);
-        let allowed = raw::RedisModule_ACLCheckCommandPermissions.expect("Redis API")(
-            user,
-            argv.as_mut_ptr(),
-            argv.len() as c_int,
-        ) == raw::REDISMODULE_OK as c_int
-            // No such command: RM_Call answers that itself ("unknown command").
-            || std::io::Error::last_os_error().raw_os_error() == Some(ENOENT);
-        let key_denied = !allowed
-            && key_positions(ctx, args).into_iter().filter_map(|p| args.get(p)).any(|key| {
-                raw::RedisModule_ACLCheckKeyPermissions.expect("Redis API")(user, key.inner, 0)
+        // SAFETY: `self.user` is a live user (freed only in Drop); `argv` holds `args.len()`
+        // valid strings for the duration of the calls.
+        unsafe {
+            let allowed = raw::RedisModule_ACLCheckCommandPermissions.expect("Redis API")(
+                self.user,
+                argv.as_mut_ptr(),
+                argv.len() as c_int,
+            ) == raw::REDISMODULE_OK as c_int
+                // No such command: RM_Call answers that itself ("unknown command").
+                || std::io::Error::last_os_error().raw_os_error() == Some(ENOENT);
+            if allowed {
+                return None;
+            }
+            let key_denied = key_positions(ctx, args).into_iter().filter_map(|p| args.get(p)).any(|key| {
+                raw::RedisModule_ACLCheckKeyPermissions.expect("Redis API")(self.user, key.inner, 0)
                     != raw::REDISMODULE_OK as c_int
             });
-        raw::RedisModule_FreeModuleUser.expect("Redis API")(user);
-        match (allowed, key_denied) {
-            (true, _) => None,
-            (false, true) => {
-                Some("NOPERM this user has no permissions to access one of the keys used as arguments".into())
-            }
-            (false, false) => Some(format!(
-                "NOPERM this user has no permissions to run the '{}' command",
-                args.first().map(|a| a.to_string_lossy().to_lowercase()).unwrap_or_default()
-            )),
+            Some(if key_denied {
+                "NOPERM this user has no permissions to access one of the keys used as arguments".into()
+            } else {
+                format!(
+                    "NOPERM this user has no permissions to run the '{}' command",
+                    args.first().map(|a| a.to_string_lossy().to_lowercase()).unwrap_or_default()
+                )
+            })
         }
     }
+}
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        // SAFETY: the user came from RM_GetModuleUserFromUserName and is freed once, here.
+        unsafe { raw::RedisModule_FreeModuleUser.expect("Redis API")(self.user) };
+    }
+}
+
+fn denied_for(ctx: &Context, name: &RedisString, args: &[RedisString]) -> Option<String> {
+    // SAFETY: the user name string is valid for the call; the user returned (or null) is
+    // owned by the AclUser, which frees it.
+    let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner) };
+    if user.is_null() {
+        return Some(NO_SUCH_USER.into());
+    }
+    AclUser { user }.denied_strings(ctx, args)
 }

@@ -3,7 +3,7 @@
 //! with the Redis GIL held.
 
 use crate::redis::acl;
-use crate::redis::reply_convert::{convert, OverBudget, ReplyBudget};
+use crate::redis::reply_convert::{convert, past_cap, OverBudget, ReplyBudget};
 use crate::redis::run_as::RunAs;
 use crate::redis::worker_context::WorkerContext;
 use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, CallResult, Context};
@@ -12,7 +12,7 @@ use wasmgears_abi::Reply;
 use wasmgears_sandbox::RedisCaller;
 
 /// Replicated like RedisGears' `!v` calls, with errors returned as replies.
-fn call_options() -> CallOptions {
+fn guest_call_options() -> CallOptions {
     CallOptionsBuilder::new().replicate().errors_as_replies().resp(CallOptionResp::Resp2).build()
 }
 
@@ -37,7 +37,7 @@ pub fn run_client_command(ctx: &Context, args: &[&[u8]]) -> Reply {
 /// Runs one command in `ctx` (the Redis GIL must be held); its whole reply (for the host's
 /// own use).
 pub fn run_command(ctx: &Context, args: &[&[u8]]) -> Reply {
-    run_within(ctx, args, &call_options(), &mut ReplyBudget::unlimited()).unwrap_or_else(|OverBudget| past_cap())
+    run_within(ctx, args, &guest_call_options(), &mut ReplyBudget::unlimited()).unwrap_or_else(|OverBudget| past_cap())
 }
 
 /// Runs one command of a session for the guest: checked first against the ACL of the user
@@ -48,7 +48,7 @@ fn run_for_guest(ctx: &Context, run_as: &RunAs, args: &[&[u8]], budget: &mut Rep
             return Ok(Reply::Error(denied.into_bytes()));
         }
     }
-    run_within(ctx, args, &call_options(), budget)
+    run_within(ctx, args, &guest_call_options(), budget)
 }
 
 /// One command for the guest: its reply, or the refusal once it passes the guest's cap.
@@ -77,10 +77,6 @@ fn run_batch_for_guest(ctx: &Context, run_as: &RunAs, commands: &[Vec<&[u8]>]) -
     } else {
         Reply::Array(replies)
     }
-}
-
-fn past_cap() -> Reply {
-    Reply::Error(format!("ERR {}", wasmgears_sandbox::limits::reply_past_cap()).into_bytes())
 }
 
 fn run_within(
@@ -148,6 +144,10 @@ impl RedisCaller for WorkerCaller {
         self.with_ctx(|ctx| run_batch_for_guest(ctx, &self.run_as, commands))
     }
 
+    fn read_keys(&mut self, keys: &[&[u8]]) -> Reply {
+        self.with_ctx(|ctx| crate::redis::key_reader::read_keys(ctx, &self.run_as, keys))
+    }
+
     fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn std::any::Any)) {
         self.with_ctx(|ctx| f(ctx))
     }
@@ -194,6 +194,10 @@ impl RedisCaller for InlineCaller {
 
     fn call_batch(&mut self, commands: &[Vec<&[u8]>]) -> Reply {
         run_batch_for_guest(&Context::new(self.ctx), &self.run_as, commands)
+    }
+
+    fn read_keys(&mut self, keys: &[&[u8]]) -> Reply {
+        crate::redis::key_reader::read_keys(&Context::new(self.ctx), &self.run_as, keys)
     }
 
     fn atomic(&mut self, _enter: bool) {} // the GIL is held for the whole entry anyway

@@ -7,6 +7,7 @@ pub mod caller;
 pub mod cluster_api;
 pub mod command_filter;
 pub mod flags;
+pub mod key_reader;
 pub mod log;
 pub mod reply;
 pub mod reply_convert;

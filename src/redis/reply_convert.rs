@@ -30,10 +30,15 @@ impl ReplyBudget {
         Ok(())
     }
 
-    fn bytes(&mut self, b: &[u8]) -> Result<Vec<u8>, OverBudget> {
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<Vec<u8>, OverBudget> {
         self.spend(5usize.saturating_add(b.len()))?; // tag, u32 length, bytes
         Ok(b.to_vec())
     }
+}
+
+/// The reply the guest gets instead of one past its cap.
+pub(crate) fn past_cap() -> Reply {
+    Reply::Error(format!("ERR {}", wasmgears_sandbox::limits::reply_past_cap()).into_bytes())
 }
 
 pub(crate) fn convert(result: &CallResult<'_>, budget: &mut ReplyBudget) -> Result<Reply, OverBudget> {

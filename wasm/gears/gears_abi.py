@@ -48,4 +48,5 @@ HOST_REQUESTS = {
     "complete": 14,
     "wake": 15,
     "requirements": 16,
+    "read_keys": 17,
 }

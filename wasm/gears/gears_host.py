@@ -16,6 +16,8 @@ flat_error.__module__ = "gears"
 call = partial(_gears_host.request, HOST_REQUESTS["call"])  # call([cmd, args...]) -> reply
 call_batch = partial(_gears_host.request_batch, HOST_REQUESTS["call_batch"])  # [[cmd, ...], ...]
 config_get = partial(_gears_host.request, HOST_REQUESTS["config_get"])  # config_get([name]) -> str | None
+# read_keys([key, ...]) -> [[TYPE's answer, the value's reply], ...] (errors as instances)
+read_keys = partial(_gears_host.request_pairs, HOST_REQUESTS["read_keys"])
 
 
 def request(name, *fields):

@@ -1,7 +1,7 @@
 """Readers: where a flow's records come from (spec §2.3).
 
-Keys are read through the host in batches: one SCAN, one batch of TYPE calls and one batch
-of value reads per ~1000 keys, each batch under one acquisition of the Redis lock.
+Keys are read through the host in batches: one SCAN and one read of the keys (their types and
+values: gears_host.read_keys) per ~1000 keys, each under one acquisition of the Redis lock.
 
 Records are dicts whose keys come in the order RedisGears 1.2 lists them (its C dict of them,
 see gears_dict.c): `event, key, type, value` for keys, `key, id, value` for stream entries,
@@ -21,14 +21,8 @@ _TYPE_NAMES = {"string": "string", "hash": "hash", "list": "list", "set": "set",
                "stream": "unknown", "none": "empty"}
 
 
-def _value_command(key, type_name):
-    if type_name == "string":
-        return ["GET", key]
-    if type_name == "hash":
-        return ["HGETALL", key]
-    if type_name == "list":
-        return ["LRANGE", key, "0", "-1"]
-    return None
+# The types whose records carry a value (read by GET, HGETALL, LRANGE 0 -1: see read_keys).
+_VALUE_TYPES = ("string", "hash", "list")
 
 
 def name(value):
@@ -75,13 +69,17 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
             for key in keys:
                 yield {"event": None, "key": key}
             continue
-        kinds = gears_host.call_batch([["TYPE", k] for k in keys])
-        commands = [_value_command(k, t) for k, t in zip(keys, kinds)]
-        values = iter(gears_host.call_batch([c for c in commands if c]))
-        for key, kind, command in zip(keys, kinds, commands):
-            type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
-            value = _convert_value(kind, next(values)) if command else None
-            yield {"event": None, "key": key, "type": type_name, "value": value}
+        for key, (kind, value) in zip(keys, gears_host.read_keys(keys)):
+            yield _record(None, key, kind, value)
+
+
+def _record(event, key, kind, value):
+    """A key's record from what `TYPE` answered (`kind`) and the value's reply."""
+    if kind.__class__ is not str:  # TYPE refused: no type, no value
+        return {"event": event, "key": key, "type": "empty", "value": None}
+    if kind == "string":
+        return {"event": event, "key": key, "type": "string", "value": None if value.__class__ is error else value}
+    return {"event": event, "key": key, "type": _TYPE_NAMES.get(kind, "module"), "value": _convert_value(kind, value)}
 
 
 def key_event_record(key, event, read_value, read=()):
@@ -92,15 +90,12 @@ def key_event_record(key, event, read_value, read=()):
         return {"event": event, "key": key}
     if read:
         kind = read[0].decode()
-        if len(read) > 1:  # as GET's reply decodes: str if UTF-8, else a bytearray
-            value = gears_encode.text_or_bytes(read[1], bytearray)
-            return {"event": event, "key": key, "type": "string", "value": value}
-    else:
-        [kind] = gears_host.call_batch([["TYPE", key]])
-    command = _value_command(key, kind)
-    value = _convert_value(kind, gears_host.call_batch([command])[0]) if command else None
-    type_name = _TYPE_NAMES.get(kind, "module") if isinstance(kind, str) else "empty"
-    return {"event": event, "key": key, "type": type_name, "value": value}
+        if len(read) > 1:  # a string: as GET's reply decodes, str if UTF-8, else a bytearray
+            return {"event": event, "key": key, "type": "string", "value": gears_encode.text_or_bytes(read[1], bytearray)}
+        if kind not in _VALUE_TYPES:
+            return _record(event, key, kind, None)
+    [(kind, value)] = gears_host.read_keys([key])
+    return _record(event, key, kind, value)
 
 
 def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerator=None, **_):

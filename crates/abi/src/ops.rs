@@ -116,6 +116,10 @@ op_table! {
         Wake = 15, "wake";
         /// The script's requirements. Reply: `[[name, wheel bytes]...]`.
         Requirements = 16, "requirements";
+        /// A KeysReader's batch: `[key...]`. Reply: per key `[type, value]`, what `TYPE` and
+        /// the value's command (`GET`, `HGETALL`, `LRANGE 0 -1`; null for other types) would
+        /// answer the session, refusals as error replies.
+        ReadKeys = 17, "read_keys";
     }
 }
 

@@ -117,6 +117,7 @@ fn answer(state: &mut HostState, op: HostRequest, fields: &[&[u8]]) -> Reply {
     match op {
         HostRequest::Call if fields.is_empty() => error("ERR wrong number of arguments"),
         HostRequest::Call => entry.redis.as_mut().map_or_else(not_available, |redis| redis.call(fields)),
+        HostRequest::ReadKeys => entry.redis.as_mut().map_or_else(not_available, |redis| redis.read_keys(fields)),
         HostRequest::CallBatch => error("ERR call_batch takes a batch"),
         HostRequest::Atomic => match entry.redis.as_mut() {
             Some(redis) => {

@@ -18,12 +18,54 @@ pub trait RedisCaller: Send {
         Reply::Array(commands.iter().map(|c| self.call(c)).collect())
     }
 
+    /// A KeysReader's batch: per key `[type, value]` as `TYPE` and then the value's command
+    /// would answer ([`wasmgears_abi::HostRequest::ReadKeys`]). Implementations may read the
+    /// keyspace directly, under one lock acquisition, as long as the answers are the same.
+    fn read_keys(&mut self, keys: &[&[u8]]) -> Reply {
+        let types: Vec<Vec<&[u8]>> = keys.iter().map(|k| vec![&b"TYPE"[..], k]).collect();
+        let kinds = match self.call_batch(&types) {
+            Reply::Array(kinds) => kinds,
+            refused => return refused, // past the reply cap
+        };
+        let commands: Vec<Option<Vec<&[u8]>>> =
+            keys.iter().zip(&kinds).map(|(key, kind)| value_command(kind, key)).collect();
+        let wanted: Vec<Vec<&[u8]>> = commands.iter().flatten().cloned().collect();
+        let values = match self.call_batch(&wanted) {
+            Reply::Array(values) => values,
+            refused => return refused, // past the reply cap
+        };
+        let mut values = values.into_iter();
+        let pairs = kinds
+            .into_iter()
+            .zip(&commands)
+            .map(|(kind, command)| {
+                let value = if command.is_some() { values.next().unwrap_or(Reply::Null) } else { Reply::Null };
+                Reply::Array(vec![kind, value])
+            })
+            .collect();
+        Reply::Array(pairs)
+    }
+
     /// Enters (`true`) or leaves an `atomic()` block: nothing else runs in Redis in between.
     fn atomic(&mut self, enter: bool);
 
     /// Runs `f` with the host's own handle to Redis, its lock held. The sandbox never looks
     /// inside: this is for [`HostServices`] that work on keys directly (a time event's key).
     fn with_host_handle(&mut self, f: &mut dyn FnMut(&dyn Any));
+}
+
+/// The command that reads a value of the type `TYPE` answered (RedisGears 1.2 reads these
+/// three; other types have no value in a record).
+pub fn value_command<'a>(kind: &Reply, key: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+    match kind {
+        Reply::Status(t) | Reply::Bulk(t) => match t.as_slice() {
+            b"string" => Some(vec![b"GET", key]),
+            b"hash" => Some(vec![b"HGETALL", key]),
+            b"list" => Some(vec![b"LRANGE", key, b"0", b"-1"]),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// How loud a log line is (Redis's levels).
