@@ -161,7 +161,7 @@ PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *err
     return value;
 }
 
-PyObject *codec_args_to_python(const uint8_t *data, size_t len) {
+PyObject *codec_args_to_python(const uint8_t *data, size_t len, int as_text) {
     reader r = {data, data + len, NULL, 0};
     uint32_t n;
     if (take(&r, &n, 4) < 0) return truncated();
@@ -171,7 +171,7 @@ PyObject *codec_args_to_python(const uint8_t *data, size_t len) {
     for (uint32_t i = 0; i < n; i++) {
         uint32_t arg_len;
         if (take(&r, &arg_len, 4) < 0 || (size_t)(r.end - r.p) < arg_len) { Py_DECREF(list); return truncated(); }
-        PyObject *arg = PyBytes_FromStringAndSize((const char *)r.p, (Py_ssize_t)arg_len);
+        PyObject *arg = as_text ? text(r.p, arg_len) : PyBytes_FromStringAndSize((const char *)r.p, (Py_ssize_t)arg_len);
         if (!arg) { Py_DECREF(list); return NULL; }
         r.p += arg_len;
         PyList_SET_ITEM(list, i, arg);

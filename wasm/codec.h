@@ -34,8 +34,9 @@ int codec_put_batch(codec_buf *buf, PyObject *commands);
  * deeper one its text (as RedisGears 1.2's replyToPyList gives nested errors: str). */
 PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type, int error_depth);
 
-/* Decodes command args (an entry's payload) into a list of bytes. ValueError when malformed. */
-PyObject *codec_args_to_python(const uint8_t *data, size_t len);
+/* Decodes command args (an entry's payload) into a list of bytes, or with `as_text` of what a
+ * bulk reply decodes to (str, bytearray if not UTF-8). ValueError when malformed. */
+PyObject *codec_args_to_python(const uint8_t *data, size_t len, int as_text);
 
 /* error_depth for: a request's reply (nested errors are text), a batch's (each command's own
  * error reply an error instance), a batch of pairs' (read_keys: each member's), the

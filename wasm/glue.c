@@ -94,14 +94,19 @@ static PyObject *host_module_decode(PyObject *self, PyObject *data) {
     return value;
 }
 
-/* decode_args(bytes) -> [bytes, ...]: an entry's payload (the runtime's hot path). */
-static PyObject *host_module_decode_args(PyObject *self, PyObject *data) {
+/* decode_args(bytes) -> [bytes, ...]: an entry's payload (the runtime's hot path);
+ * decode_texts(bytes) -> [str or bytearray, ...]: the same as replies decode (a trigger's args). */
+static PyObject *decode_payload(PyObject *data, int as_text) {
     if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "decode_args() takes bytes");
+        PyErr_SetString(PyExc_TypeError, "a payload is bytes");
         return NULL;
     }
-    return codec_args_to_python((const uint8_t *)PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+    return codec_args_to_python((const uint8_t *)PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), as_text);
 }
+
+static PyObject *host_module_decode_args(PyObject *self, PyObject *data) { return decode_payload(data, 0); }
+
+static PyObject *host_module_decode_texts(PyObject *self, PyObject *data) { return decode_payload(data, 1); }
 
 static PyObject *encoded(codec_buf *buf, int rc) {
     PyObject *out = rc < 0 ? NULL : PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)buf->len);
@@ -127,6 +132,7 @@ static PyMethodDef host_methods[] = {
      "Ask the host for pairs: (op, fields) -> [[a, b]...], errors in them as instances."},
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
     {"decode_args", host_module_decode_args, METH_O, "Decode an argument encoding into a list of bytes."},
+    {"decode_texts", host_module_decode_texts, METH_O, "Decode an argument encoding into str/bytearray items."},
     {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},
     {"encode_batch", host_module_encode_batch, METH_O, "Encode a list of lists as a batch (self-test)."},
     {NULL, NULL, 0, NULL},

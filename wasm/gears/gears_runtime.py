@@ -21,6 +21,7 @@ import gears_readers
 from gears_api import configGet, error, flat_error, log
 
 _decode_args = _gears_host.decode_args  # an entry's payload -> [bytes, ...] (in C)
+_decode_texts = _gears_host.decode_texts  # the same, each str (bytearray if not UTF-8)
 
 session_globals = None  # the globals of this session's script, shared by its later callbacks
 
@@ -165,14 +166,14 @@ def _not_here(registration_id):
 @gears_profile.profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
-    registration_id, *args = _decode_args(payload)
-    registration_id = registration_id.decode("utf-8", "replace")
-    record = [gears_encode.text_or_bytes(a, bytearray) for a in args]  # as get_command() gives them
+    registration_id, *record = _decode_texts(payload)  # the args as get_command() gives them
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
     errors = []
     run = flow.run_one(record, errors, format_error)
+    if run.done:
+        return gears_encode.encode_results(run.results, errors)
     return _finish(run, lambda: gears_encode.encode_results(run.results, errors), registration_id)
 
 

@@ -64,6 +64,13 @@ def _comparable(obj, error_type):
     return obj
 
 
+def _text_or_bytearray(data):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return bytearray(data)
+
+
 def check(vectors_json, codec=None):
     """The failures, one line each (empty when every vector passes)."""
     vectors = json.loads(vectors_json)
@@ -109,6 +116,9 @@ def check(vectors_json, codec=None):
         expect("C encode_args " + v["name"], host.encode_args(args).hex(), v["hex"])
         expect("C encode_args bytearray " + v["name"], host.encode_args([bytearray(a) for a in args]).hex(), v["hex"])
         expect("C decode_args " + v["name"], host.decode_args(bytes.fromhex(v["hex"])), args)
+        texts = [_text_or_bytearray(a) for a in args]
+        expect("C decode_texts " + v["name"], _comparable(host.decode_texts(bytes.fromhex(v["hex"])), error_type),
+               _comparable(texts, error_type))
         for cut in (1, 4):  # a truncated encoding is refused, never read past its end
             if len(v["hex"]) // 2 >= cut:
                 try:
