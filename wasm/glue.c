@@ -24,7 +24,6 @@ static PyObject *gears_error;   /* gears.error: raised for Redis error replies *
 static PyObject *runtime_enter; /* gears_runtime._enter(op, payload) -> None | bytes | str */
 
 EXPORT("gears_alloc") void *gears_alloc(uint32_t size) { return malloc(size ? size : 1); }
-EXPORT("gears_free") void gears_free(void *p) { free(p); }
 
 /* ---- _gears_host: the host import, and the codec for the self-test --------------------- */
 
@@ -192,25 +191,30 @@ EXPORT("wizer-initialize") void gears_wizer_initialize(void) {
 
 /* ---- per-session exports ----------------------------------------------------------------- */
 
-static char *out_data;
-static uint32_t out_len;
+/* The last entry's output: where it is and how long, at a fixed address (gears_out) that the
+ * host reads after each entry, without calling in again. */
+static struct {
+    char *data;
+    uint32_t len;
+} out;
 
 static void set_out(const char *s, size_t len) {
-    free(out_data);
-    out_data = malloc(len + 1);
-    if (!out_data) { out_len = 0; return; }
-    memcpy(out_data, s, len);
-    out_len = (uint32_t)len;
+    free(out.data);
+    out.data = malloc(len + 1);
+    if (!out.data) { out.len = 0; return; }
+    memcpy(out.data, s, len);
+    out.len = (uint32_t)len;
 }
 
-EXPORT("gears_out_ptr") const char *gears_out_ptr(void) { return out_data; }
-EXPORT("gears_out_len") uint32_t gears_out_len(void) { return out_len; }
+EXPORT("gears_out") void *gears_out(void) { return &out; }
 
 /* The one entry point: `op` is a GuestEntry code (crates/abi/src/ops.rs, gears_abi.py), the
- * payload its input. The runtime answers None -> 0 and empty output; bytes -> 0 with them as
- * output; str -> 1 with it as the error text. */
-EXPORT("gears_enter") int32_t gears_enter(uint32_t op, const char *payload, uint32_t len) {
+ * payload its input, allocated by the host with gears_alloc and freed here. The runtime
+ * answers None -> 0 and empty output; bytes -> 0 with them as output; str -> 1 with it as the
+ * error text. */
+EXPORT("gears_enter") int32_t gears_enter(uint32_t op, char *payload, uint32_t len) {
     PyObject *args[2] = {PyLong_FromUnsignedLong(op), PyBytes_FromStringAndSize(payload, (Py_ssize_t)len)};
+    free(payload);
     PyObject *result = args[0] && args[1] ? PyObject_Vectorcall(runtime_enter, args, 2, NULL) : NULL;
     Py_XDECREF(args[0]);
     Py_XDECREF(args[1]);

@@ -21,10 +21,11 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 struct Exports {
     memory: Memory,
     alloc: TypedFunc<u32, u32>,
-    free: TypedFunc<u32, ()>,
     enter: TypedFunc<(u32, u32, u32), i32>,
-    out_ptr: TypedFunc<(), u32>,
-    out_len: TypedFunc<(), u32>,
+    /// Where the guest keeps its last output: `{u32 address, u32 length}` (asked of
+    /// `gears_out` in the instance's first entry).
+    out: usize,
+    out_at: TypedFunc<(), u32>,
 }
 
 impl Exports {
@@ -34,15 +35,14 @@ impl Exports {
                 .get_memory(&mut *store, "memory")
                 .ok_or_else(|| wasmtime::format_err!("guest exports no memory"))?,
             alloc: instance.get_typed_func(&mut *store, "gears_alloc")?,
-            free: instance.get_typed_func(&mut *store, "gears_free")?,
             enter: instance.get_typed_func(&mut *store, "gears_enter")?,
-            out_ptr: instance.get_typed_func(&mut *store, "gears_out_ptr")?,
-            out_len: instance.get_typed_func(&mut *store, "gears_out_len")?,
+            out: 0,
+            out_at: instance.get_typed_func(&mut *store, "gears_out")?,
         })
     }
 
-    /// Copies `bytes` into a fresh guest allocation (freed by the caller); None when the
-    /// guest cannot allocate that much.
+    /// Copies `bytes` into a fresh guest allocation (the entry frees it); None when the guest
+    /// cannot allocate that much.
     fn write_input(&self, store: &mut Store<HostState>, bytes: &[u8]) -> wasmtime::Result<Option<(u32, u32)>> {
         let len = u32::try_from(bytes.len()).map_err(|_| wasmtime::format_err!("input larger than 4 GiB"))?;
         let ptr = self.alloc.call(&mut *store, len)?;
@@ -53,13 +53,21 @@ impl Exports {
         Ok(Some((ptr, len)))
     }
 
+    /// Where the last output is: (address, length), read from the guest's memory.
+    fn output_at(&self, store: &Store<HostState>) -> wasmtime::Result<(usize, usize)> {
+        let mut field = [0u8; 8];
+        self.memory.read(store, self.out, &mut field)?;
+        let word = |i: usize| u32::from_le_bytes([field[i], field[i + 1], field[i + 2], field[i + 3]]) as usize;
+        Ok((word(0), word(4)))
+    }
+
     fn output_len(&self, store: &mut Store<HostState>) -> wasmtime::Result<usize> {
-        Ok(self.out_len.call(&mut *store, ())? as usize)
+        Ok(self.output_at(store)?.1)
     }
 
     fn read_output(&self, store: &mut Store<HostState>) -> wasmtime::Result<Vec<u8>> {
-        let (p, n) = (self.out_ptr.call(&mut *store, ())? as usize, self.out_len.call(&mut *store, ())? as usize);
-        Ok(self.memory.data(&*store).get(p..p + n).map(<[u8]>::to_vec).unwrap_or_default())
+        let (p, n) = self.output_at(store)?;
+        Ok(self.memory.data(&*store).get(p..p.saturating_add(n)).map(<[u8]>::to_vec).unwrap_or_default())
     }
 
     /// `gears_enter(op, input)`: its return code (0 done, 1 failed with the text in the
@@ -68,9 +76,7 @@ impl Exports {
         let Some((ptr, len)) = self.write_input(store, input)? else {
             return Ok(None);
         };
-        let rc = self.enter.call(&mut *store, (crate::profiling::entry_code(op), ptr, len))?;
-        self.free.call(&mut *store, ptr)?;
-        Ok(Some(rc))
+        Ok(Some(self.enter.call(&mut *store, (crate::profiling::entry_code(op), ptr, len))?))
     }
 }
 
@@ -150,7 +156,10 @@ impl Guest {
         store.data_mut().reply_space = Some(ReplySpace { memory: exports.memory, alloc: exports.alloc.clone() });
         let mut guest = Guest { store, exports, poisoned: None };
         let exports = guest.exports.clone();
-        guest.enter(None, |store| exports.call(store, GuestEntry::Reseed, &[]))?;
+        guest.exports.out = guest.enter(None, |store| {
+            exports.call(store, GuestEntry::Reseed, &[])?;
+            Ok(exports.out_at.call(&mut *store, ())? as usize)
+        })?;
         Ok(guest)
     }
 
