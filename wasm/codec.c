@@ -161,18 +161,38 @@ PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *err
     return value;
 }
 
-PyObject *codec_args_to_python(const uint8_t *data, size_t len, int as_text) {
+/* One field as its kind letter asks (codec.h). */
+static PyObject *field(const uint8_t *s, uint32_t n, char kind) {
+    switch (kind) {
+    case 'v':
+        return text(s, n);
+    case 's':
+        return PyUnicode_DecodeUTF8((const char *)s, n, "replace");
+    case 'n': {
+        PyObject *str = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+        if (str || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return str;
+        PyErr_Clear(); /* a binary name: bytes, which are hashable */
+        return PyBytes_FromStringAndSize((const char *)s, n);
+    }
+    default:
+        return PyBytes_FromStringAndSize((const char *)s, n);
+    }
+}
+
+PyObject *codec_args_to_python(const uint8_t *data, size_t len, const char *kinds) {
     reader r = {data, data + len, NULL, 0};
     uint32_t n;
     if (take(&r, &n, 4) < 0) return truncated();
     if (n > (size_t)(r.end - r.p) / 4) return truncated(); /* each argument takes >= 4 bytes */
     PyObject *list = PyList_New(n);
     if (!list) return NULL;
+    const char *kind = kinds;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t arg_len;
         if (take(&r, &arg_len, 4) < 0 || (size_t)(r.end - r.p) < arg_len) { Py_DECREF(list); return truncated(); }
-        PyObject *arg = as_text ? text(r.p, arg_len) : PyBytes_FromStringAndSize((const char *)r.p, (Py_ssize_t)arg_len);
+        PyObject *arg = field(r.p, arg_len, *kind);
         if (!arg) { Py_DECREF(list); return NULL; }
+        if (kind[0] && kind[1]) kind++; /* the last kind holds for the rest */
         r.p += arg_len;
         PyList_SET_ITEM(list, i, arg);
     }

@@ -34,9 +34,11 @@ int codec_put_batch(codec_buf *buf, PyObject *commands);
  * deeper one its text (as RedisGears 1.2's replyToPyList gives nested errors: str). */
 PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *error_type, int error_depth);
 
-/* Decodes command args (an entry's payload) into a list of bytes, or with `as_text` of what a
- * bulk reply decodes to (str, bytearray if not UTF-8). ValueError when malformed. */
-PyObject *codec_args_to_python(const uint8_t *data, size_t len, int as_text);
+/* Decodes command args (an entry's payload) into a list, field i as kinds[i] says (the last
+ * kind for the rest): 'b' bytes; 's' str (undecodable bytes replaced); 'n' a name, str if
+ * UTF-8 else bytes (hashable); 'v' a value as a bulk reply decodes, str if UTF-8 else
+ * bytearray. ValueError when malformed. */
+PyObject *codec_args_to_python(const uint8_t *data, size_t len, const char *kinds);
 
 /* error_depth for: a request's reply (nested errors are text), a batch's (each command's own
  * error reply an error instance), a batch of pairs' (read_keys: each member's), the

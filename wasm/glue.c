@@ -93,19 +93,17 @@ static PyObject *host_module_decode(PyObject *self, PyObject *data) {
     return value;
 }
 
-/* decode_args(bytes) -> [bytes, ...]: an entry's payload (the runtime's hot path);
- * decode_texts(bytes) -> [str or bytearray, ...]: the same as replies decode (a trigger's args). */
-static PyObject *decode_payload(PyObject *data, int as_text) {
-    if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "a payload is bytes");
+/* decode_args(payload, kinds=b"b") -> [field, ...]: an entry's payload (the runtime's hot
+ * path), each field decoded as `kinds` says (codec.h: b bytes, s str, n name, v value). */
+static PyObject *host_module_decode_args(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2 || !PyBytes_Check(args[0]) || (nargs == 2 && !PyBytes_Check(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "decode_args() takes (payload: bytes, kinds: bytes = b'b')");
         return NULL;
     }
-    return codec_args_to_python((const uint8_t *)PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), as_text);
+    const char *kinds = nargs == 2 ? PyBytes_AS_STRING(args[1]) : "b";
+    if (!kinds[0]) kinds = "b";
+    return codec_args_to_python((const uint8_t *)PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]), kinds);
 }
-
-static PyObject *host_module_decode_args(PyObject *self, PyObject *data) { return decode_payload(data, 0); }
-
-static PyObject *host_module_decode_texts(PyObject *self, PyObject *data) { return decode_payload(data, 1); }
 
 static PyObject *encoded(codec_buf *buf, int rc) {
     PyObject *out = rc < 0 ? NULL : PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)buf->len);
@@ -130,8 +128,8 @@ static PyMethodDef host_methods[] = {
     {"request_pairs", (PyCFunction)(void (*)(void))host_module_request_pairs, METH_FASTCALL,
      "Ask the host for pairs: (op, fields) -> [[a, b]...], errors in them as instances."},
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
-    {"decode_args", host_module_decode_args, METH_O, "Decode an argument encoding into a list of bytes."},
-    {"decode_texts", host_module_decode_texts, METH_O, "Decode an argument encoding into str/bytearray items."},
+    {"decode_args", (PyCFunction)(void (*)(void))host_module_decode_args, METH_FASTCALL,
+     "Decode an argument encoding: (payload, kinds=b'b') -> list."},
     {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},
     {"encode_batch", host_module_encode_batch, METH_O, "Encode a list of lists as a batch (self-test)."},
     {NULL, NULL, 0, NULL},

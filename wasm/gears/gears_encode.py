@@ -58,13 +58,3 @@ def encode_results(results, errors, durations=None):
         out.append(b"*" + struct.pack("<I", len(durations)))
         out.extend(b":" + struct.pack("<q", d) for d in durations)
     return b"".join(out)
-
-
-def text_or_bytes(data, binary=bytes):
-    """A field of the host's payload as a script sees it (RedisGears 1.2): `str` where its
-    bytes are UTF-8, else the bytes themselves, exactly (`binary` of them: `bytes` for key
-    names, which must be hashable; `bytearray` for data, as the reply decoder gives)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return binary(data)

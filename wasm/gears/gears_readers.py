@@ -11,7 +11,6 @@ import types
 
 import _gears_host
 import gears_cluster
-import gears_encode
 import gears_host
 
 error = gears_host.error
@@ -88,12 +87,11 @@ def key_event_record(key, event, read_value, read=()):
     read now, with the session's commands."""
     if not read_value:
         return {"event": event, "key": key}
-    if read:
-        kind = read[0].decode()
-        if len(read) > 1:  # a string: as GET's reply decodes, str if UTF-8, else a bytearray
-            return {"event": event, "key": key, "type": "string", "value": gears_encode.text_or_bytes(read[1], bytearray)}
-        if kind not in _VALUE_TYPES:
-            return _record(event, key, kind, None)
+    if read:  # [TYPE's answer, a string's value as GET's reply decodes]
+        if len(read) > 1:
+            return {"event": event, "key": key, "type": "string", "value": read[1]}
+        if read[0] not in _VALUE_TYPES:
+            return _record(event, key, read[0], None)
     [(kind, value)] = gears_host.read_keys([key])
     return _record(event, key, kind, value)
 

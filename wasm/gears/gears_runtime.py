@@ -20,8 +20,9 @@ import gears_profile
 import gears_readers
 from gears_api import configGet, error, flat_error, log
 
-_decode_args = _gears_host.decode_args  # an entry's payload -> [bytes, ...] (in C)
-_decode_texts = _gears_host.decode_texts  # the same, each str (bytearray if not UTF-8)
+# An entry's payload -> [field, ...] (in C), each field as its kind letter says: b bytes (the
+# default), s str, n a name (str, bytes if not UTF-8), v a value (str, bytearray if not UTF-8).
+_decode_args = _gears_host.decode_args
 
 session_globals = None  # the globals of this session's script, shared by its later callbacks
 
@@ -166,7 +167,7 @@ def _not_here(registration_id):
 @gears_profile.profiled
 def _run_trigger(payload):
     """A trigger fired: payload = encoded [registration id, trigger, args...]; encoded results."""
-    registration_id, *record = _decode_texts(payload)  # the args as get_command() gives them
+    registration_id, *record = _decode_args(payload, b"sv")  # the args as get_command() gives them
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
@@ -181,12 +182,10 @@ def _run_trigger(payload):
 def _run_key_event(payload):
     """A key event: payload = encoded [registration id, key, event] (+ [type, string value]
     when the host read the key as the event fired); encoded results."""
-    registration_id, key, event, *read = _decode_args(payload)
-    registration_id = registration_id.decode("utf-8", "replace")
+    registration_id, key, event, *read = _decode_args(payload, b"snssv")
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
-    key, event = gears_encode.text_or_bytes(key), event.decode("utf-8", "replace")
     record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True), read)
     errors = []
     run = flow.run_one(record, errors, format_error)
@@ -342,18 +341,13 @@ def _reseed(_payload):
     random.seed()
 
 
-def _text(field):
-    return field.decode("utf-8", "replace")
-
-
 def _fields(payload):
-    return [_text(p) for p in _decode_args(payload)]
+    return _decode_args(payload, b"s")
 
 
 def _stream_fields(payload):
     """A stream batch's fields: its key exactly as named (str, or bytes if not UTF-8)."""
-    registration_id, key, *rest = _decode_args(payload)
-    return [_text(registration_id), gears_encode.text_or_bytes(key)] + [_text(p) for p in rest]
+    return _decode_args(payload, b"sns")
 
 
 def _self_test(payload):

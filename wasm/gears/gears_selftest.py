@@ -64,11 +64,20 @@ def _comparable(obj, error_type):
     return obj
 
 
-def _text_or_bytearray(data):
+def _value(data):
+    """A field as a bulk reply decodes: str if UTF-8, else a bytearray."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return bytearray(data)
+
+
+def _name(data):
+    """A name: str if UTF-8, else bytes."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
 
 
 def check(vectors_json, codec=None):
@@ -116,9 +125,14 @@ def check(vectors_json, codec=None):
         expect("C encode_args " + v["name"], host.encode_args(args).hex(), v["hex"])
         expect("C encode_args bytearray " + v["name"], host.encode_args([bytearray(a) for a in args]).hex(), v["hex"])
         expect("C decode_args " + v["name"], host.decode_args(bytes.fromhex(v["hex"])), args)
-        texts = [_text_or_bytearray(a) for a in args]
-        expect("C decode_texts " + v["name"], _comparable(host.decode_texts(bytes.fromhex(v["hex"])), error_type),
-               _comparable(texts, error_type))
+        encoded = bytes.fromhex(v["hex"])
+        for kinds, convert in ((b"v", _value), (b"n", _name), (b"s", lambda a: a.decode("utf-8", "replace"))):
+            expect("C decode_args %s %s" % (kinds.decode(), v["name"]),
+                   _comparable(host.decode_args(encoded, kinds), error_type), _comparable([convert(a) for a in args], error_type))
+        if len(args) > 1:  # one kind per field, the last for the rest
+            want = [args[0]] + [_value(a) for a in args[1:]]
+            expect("C decode_args bv " + v["name"], _comparable(host.decode_args(encoded, b"bv"), error_type),
+                   _comparable(want, error_type))
         for cut in (1, 4):  # a truncated encoding is refused, never read past its end
             if len(v["hex"]) // 2 >= cut:
                 try:
