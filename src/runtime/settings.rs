@@ -1,9 +1,10 @@
 //! The process-wide configuration, shared by commands and the sandbox.
 
 use crate::runtime::config::{
-    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_REPLY_MB, PROFILE_EXECUTIONS,
-    SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
+    Config, ConfigError, SetOutcome, Value, MAIN_THREAD_TIME_LIMIT_MS, MAX_EXECUTIONS, MAX_EXECUTIONS_PER_REGISTRATION,
+    MAX_PENDING_EVENTS, MAX_REPLY_MB, PROFILE_EXECUTIONS, SANDBOX_MEMORY_MB, SANDBOX_TIME_LIMIT_MS,
 };
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use wasmgears_sandbox::{limits, profiling};
 
@@ -11,12 +12,24 @@ use wasmgears_sandbox::{limits, profiling};
 static SETTINGS: OnceLock<Mutex<Config>> = OnceLock::new();
 
 fn settings() -> MutexGuard<'static, Config> {
-    let lock = SETTINGS.get_or_init(|| Mutex::new(Config::default()));
+    let lock = SETTINGS.get_or_init(|| {
+        let config = Config::default();
+        apply_limits(&config);
+        Mutex::new(config)
+    });
     lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Integer settings read on every event (a lock and a lookup by name otherwise), kept as
+/// atomics that follow the configuration.
+static HOT_INTS: [AtomicI64; HOT_KEYS.len()] = [const { AtomicI64::new(0) }; HOT_KEYS.len()];
+const HOT_KEYS: [&str; 3] = [MAX_EXECUTIONS, MAX_EXECUTIONS_PER_REGISTRATION, MAX_PENDING_EVENTS];
+
 /// Pushes the limits and flags the sandbox reads on its hot paths.
 fn apply_limits(config: &Config) {
+    for (slot, key) in HOT_INTS.iter().zip(HOT_KEYS) {
+        slot.store(config.int(key), Ordering::Relaxed);
+    }
     profiling::set_profile_executions(config.int(PROFILE_EXECUTIONS) != 0);
     limits::set_memory_cap_mb(config.int(SANDBOX_MEMORY_MB));
     limits::set_time_limit_ms(config.int(SANDBOX_TIME_LIMIT_MS));
@@ -26,8 +39,9 @@ fn apply_limits(config: &Config) {
 
 /// Installs the configuration parsed from the module arguments.
 pub fn install(config: Config) {
-    apply_limits(&config);
-    *settings() = config;
+    let mut current = settings();
+    *current = config;
+    apply_limits(&current);
 }
 
 pub fn get(name: &str) -> Result<Value, ConfigError> {
@@ -35,7 +49,10 @@ pub fn get(name: &str) -> Result<Value, ConfigError> {
 }
 
 pub fn int(name: &str) -> i64 {
-    settings().int(name)
+    match HOT_KEYS.iter().position(|k| *k == name) {
+        Some(i) if SETTINGS.get().is_some() => HOT_INTS[i].load(Ordering::Relaxed),
+        _ => settings().int(name),
+    }
 }
 
 /// One RG.CONFIGSET pair (`value` is missing when the pairs ran out).
@@ -62,4 +79,20 @@ pub fn wheelhouse_dir() -> Option<std::path::PathBuf> {
 
 pub fn lookup_for_script(name: &str) -> Option<String> {
     settings().lookup_for_script(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_integers_follow_every_change() {
+        let default = int(MAX_EXECUTIONS_PER_REGISTRATION);
+        assert_eq!(default, settings().int(MAX_EXECUTIONS_PER_REGISTRATION));
+        set(MAX_EXECUTIONS_PER_REGISTRATION, Some("7")).unwrap();
+        assert_eq!(int(MAX_EXECUTIONS_PER_REGISTRATION), 7);
+        set(MAX_EXECUTIONS_PER_REGISTRATION, Some(&default.to_string())).unwrap();
+        assert_eq!(int(MAX_EXECUTIONS_PER_REGISTRATION), default);
+        assert_eq!(int(MAX_PENDING_EVENTS), settings().int(MAX_PENDING_EVENTS));
+    }
 }

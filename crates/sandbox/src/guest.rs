@@ -92,7 +92,8 @@ pub enum ScriptOutcome {
 /// A session's instance of the guest.
 pub struct Guest {
     store: Store<HostState>,
-    exports: Exports,
+    /// Shared, not cloned, by each entry: a `TypedFunc` clone clones its function type.
+    exports: Arc<Exports>,
     poisoned: Option<SandboxError>,
 }
 
@@ -153,13 +154,15 @@ impl Guest {
         store.epoch_deadline_callback(check_entry);
         let instance = rt.pre.instantiate(&mut store).map_err(create)?;
         let exports = Exports::get(&mut store, &instance).map_err(create)?;
-        store.data_mut().reply_space = Some(ReplySpace { memory: exports.memory, alloc: exports.alloc.clone() });
-        let mut guest = Guest { store, exports, poisoned: None };
-        let exports = guest.exports.clone();
-        guest.exports.out = guest.enter(None, |store| {
+        let mut exports = exports;
+        store.data_mut().reply_space =
+            Some(Arc::new(ReplySpace { memory: exports.memory, alloc: exports.alloc.clone() }));
+        let mut guest = Guest { store, exports: Arc::new(exports.clone()), poisoned: None };
+        exports.out = guest.enter(None, |store| {
             exports.call(store, GuestEntry::Reseed, &[])?;
             Ok(exports.out_at.call(&mut *store, ())? as usize)
         })?;
+        guest.exports = Arc::new(exports);
         Ok(guest)
     }
 
@@ -228,7 +231,7 @@ impl Guest {
         restore_ids: Vec<String>,
         wheels: Vec<(String, Arc<Vec<u8>>)>,
     ) -> Result<(ScriptOutcome, Created), SandboxError> {
-        let exports = self.exports.clone();
+        let exports = Arc::clone(&self.exports);
         let outcome = self.enter(Some(EntrySetup::new(redis)), |store| {
             store.data_mut().entry.restore_ids = restore_ids.into();
             store.data_mut().entry.wheels = wheels;
@@ -252,7 +255,7 @@ impl Guest {
     /// Runs a flow entry (`op`, with its payload) and decodes its results: for flows
     /// `[[results...], [errors...]]`.
     pub fn run(&mut self, op: GuestEntry, payload: &[u8], setup: EntrySetup) -> Result<Reply, SandboxError> {
-        let exports = self.exports.clone();
+        let exports = Arc::clone(&self.exports);
         let encoded = self.enter(Some(setup), |store| {
             let Some(rc) = exports.call(store, op, payload)? else {
                 wasmtime::bail!("the sandbox is out of memory");
@@ -272,7 +275,7 @@ impl Guest {
     /// Runs the guest's self-test of the wire format against `vectors` (the JSON of
     /// `wasmgears_abi::VECTORS_JSON`): the failures, one per line; empty when all pass.
     pub fn self_test(&mut self, vectors: &str, redis: Box<dyn RedisCaller>) -> Result<String, SandboxError> {
-        let exports = self.exports.clone();
+        let exports = Arc::clone(&self.exports);
         self.enter(Some(EntrySetup::new(redis)), |store| {
             let rc = exports.call(store, GuestEntry::SelfTest, vectors.as_bytes())?;
             let out = String::from_utf8_lossy(&exports.read_output(store)?).into_owned();

@@ -5,6 +5,7 @@
 
 use crate::services::LogLevel;
 use crate::state::{CreatedExecution, CreatedRegistration, Entry, HostState, ReplySpace};
+use std::sync::Arc;
 use wasmgears_abi::{decode_args, decode_batch, CodecError, HostRequest, RegistrationSpec, Reply, MAX_INTERVAL_SECS};
 use wasmtime::{Caller, Extern, Linker};
 use wasmtime_wasi::p1;
@@ -12,9 +13,9 @@ use wasmtime_wasi::p1;
 type GuestCaller<'a> = Caller<'a, HostState>;
 
 /// The guest's memory and allocator (found once per instance; by name before that).
-fn reply_space(caller: &mut GuestCaller<'_>) -> wasmtime::Result<ReplySpace> {
+fn reply_space(caller: &mut GuestCaller<'_>) -> wasmtime::Result<Arc<ReplySpace>> {
     if let Some(space) = &caller.data().reply_space {
-        return Ok(space.clone());
+        return Ok(Arc::clone(space));
     }
     let memory = match caller.get_export("memory") {
         Some(Extern::Memory(m)) => m,
@@ -24,7 +25,7 @@ fn reply_space(caller: &mut GuestCaller<'_>) -> wasmtime::Result<ReplySpace> {
         Some(Extern::Func(f)) => f.typed::<u32, u32>(&caller)?,
         _ => wasmtime::bail!("guest exports no gears_alloc"),
     };
-    Ok(ReplySpace { memory, alloc })
+    Ok(Arc::new(ReplySpace { memory, alloc }))
 }
 
 /// Copies `bytes` into a fresh guest allocation and stores its address and length at

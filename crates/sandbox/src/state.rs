@@ -111,5 +111,5 @@ pub struct HostState {
     pub(crate) services: Arc<dyn HostServices>,
     pub(crate) entry: Entry,
     /// Set once the instance exists.
-    pub(crate) reply_space: Option<ReplySpace>,
+    pub(crate) reply_space: Option<Arc<ReplySpace>>,
 }
