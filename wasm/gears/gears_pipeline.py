@@ -215,44 +215,49 @@ class Run:
 
 
 # ---- the steps: _build_<kind>(run, k, next step's entry, *args) -> (entry, finisher, state)
-def _per_record(run, k, f, then):
-    """A step calling `f(record)` once per record; `then(record, value)` continues it, now or
-    once the value it waits for has resolved."""
-    def entry(record):
-        try:
-            value = f(record)
-            if _async.created is not None:
-                value, _async.created = _async.created, None
-            if value.__class__ in _WAITS:
-                return run.park(k, value, lambda v: then(record, v))
-        except BaseException as exc:
-            return run.fail(exc)
-        then(record, value)
-    return entry, None, None
+_MAP, _FOREACH, _FILTER, _FLATMAP = range(4)
 
 
-def _build_map(run, k, emit, f):
-    return _per_record(run, k, f, lambda record, value: emit(value))
+def _pass_on(kind, emit, record, value):
+    """What a per-record step of `kind` hands on once its callback gave `value`."""
+    if kind == _MAP:
+        emit(value)
+    elif kind == _FOREACH:
+        emit(record)
+    elif kind == _FILTER:
+        if value:
+            emit(record)
+    elif isinstance(value, list):
+        # RedisGears 1.2 pops a list's items from its end (ExecutionPlan_FlatMapNextRecord:
+        # RedisGears_ListRecordPop), so they go on last first.
+        for v in reversed(value):
+            emit(v)
+    else:
+        emit(value)
 
 
-def _build_flatmap(run, k, emit, f):
-    # RedisGears 1.2 pops a list's items from its end (ExecutionPlan_FlatMapNextRecord:
-    # RedisGears_ListRecordPop), so they go on last first.
-    def expand(record, value):
-        if isinstance(value, list):
-            for v in reversed(value):
-                emit(v)
-        else:
-            emit(value)
-    return _per_record(run, k, f, expand)
-
-
-def _build_filter(run, k, emit, f):
-    return _per_record(run, k, f, lambda record, keep: emit(record) if keep else None)
-
-
-def _build_foreach(run, k, emit, f):
-    return _per_record(run, k, f, lambda record, _: emit(record))
+def _per_record(kind):
+    """The builder of a step calling `f(record)` once per record and handing on what `kind`
+    says, now or once the value it waits for has resolved. map and foreach hand on inline:
+    this is the loop of every flow."""
+    def build(run, k, emit, f):
+        def entry(record):
+            try:
+                value = f(record)
+                if _async.created is not None:
+                    value, _async.created = _async.created, None
+                if value.__class__ in _WAITS:
+                    return run.park(k, value, lambda v: _pass_on(kind, emit, record, v))
+            except BaseException as exc:
+                return run.fail(exc)
+            if kind == _MAP:
+                emit(value)
+            elif kind == _FOREACH:
+                emit(record)
+            else:
+                _pass_on(kind, emit, record, value)
+        return entry, None, None
+    return build
 
 
 def _build_accumulate(run, k, emit, f):
@@ -355,7 +360,8 @@ def _build_limit(run, k, emit, length, start):
     return entry, None, None
 
 
-_BUILD = {"map": _build_map, "flatmap": _build_flatmap, "filter": _build_filter, "foreach": _build_foreach,
+_BUILD = {"map": _per_record(_MAP), "flatmap": _per_record(_FLATMAP), "filter": _per_record(_FILTER),
+          "foreach": _per_record(_FOREACH),
           "accumulate": _build_accumulate, "accumulatebykey": _build_accumulatebykey,
           "localaccumulatebykey": _build_accumulatebykey, "groupby": _build_groupby,
           "limit": _build_limit}

@@ -69,7 +69,10 @@ def keys_reader(pattern="*", noScan=False, readValue=True, **_):
                 yield {"event": None, "key": key}
             continue
         for key, (kind, value) in zip(keys, gears_host.read_keys(keys)):
-            yield _record(None, key, kind, value)
+            if kind == "string" and value.__class__ is not error:  # the common case, inline
+                yield {"event": None, "key": key, "type": "string", "value": value}
+            else:
+                yield _record(None, key, kind, value)
 
 
 def _record(event, key, kind, value):
