@@ -3,6 +3,8 @@ import ast
 import socket
 import uuid
 
+import redis
+
 from conftest import pyexec, pyexec_err
 
 
@@ -129,6 +131,22 @@ def test_uncaught_execute_error_becomes_error_reply(r):
     err = pyexec_err(r, "execute('nosuchcmd_wg')")
     assert "gears.error: No such file or directory" in err  # 1.2: strerror(ENOENT)
     assert "must be a string" in pyexec_err(r, "execute(1)")
+
+
+def test_execute_sends_each_argument_as_redisgears_does(r):
+    script = ("class Weird(bytes):\n"
+              "    def __bytes__(self):\n"
+              "        return b'from-bytes'\n"
+              "execute('RPUSH', 'args', 1, 2.5, True, None, b'raw\\xff', bytearray(b'ba'), Weird(b'x'), 'txt')\n"
+              "try:\n"
+              "    execute()\n"
+              "except TypeError as e:\n"
+              "    execute('SET', 'missing', str(e))\n")
+    assert pyexec(r, script) == "OK"
+    raw = r.connection_pool.connection_kwargs
+    assert redis.Redis(port=raw["port"]).lrange("args", 0, -1) == [
+        b"1", b"2.5", b"True", b"None", b"raw\xff", b"ba", b"from-bytes", b"txt"]
+    assert r.get("missing") == "execute() missing 1 required positional argument: 'command'"
 
 
 def test_writes_before_an_exception_are_kept(r):

@@ -63,6 +63,72 @@ static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_s
     return exchange(op, &buf, CODEC_ERRORS_TOP);
 }
 
+/* RedisGears 1.2 calls without RM_Call's "E" flag: a command Redis refuses before running it
+ * gives no reply, and 1.2 raises strerror(errno) instead (redisgears_python.c executeCommand). */
+static const struct {
+    const char *prefix, *words;
+} refusals[] = {
+    {"ERR unknown command", "No such file or directory"}, /* ENOENT */
+    {"ERR unknown subcommand", "No such file or directory"},
+    {"ERR wrong number of arguments", "Invalid argument"}, /* EINVAL */
+};
+
+/* With a gears.error raised: 1.2's words for a refusal, else the error as it is. */
+static void reword_refusal(void) {
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *text = PyObject_Str(exc);
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    for (size_t i = 0; msg && i < sizeof refusals / sizeof refusals[0]; i++) {
+        if (strncmp(msg, refusals[i].prefix, strlen(refusals[i].prefix)) == 0) {
+            Py_DECREF(text);
+            Py_DECREF(exc);
+            PyErr_SetString(gears_error, refusals[i].words);
+            return;
+        }
+    }
+    Py_XDECREF(text);
+    PyErr_Clear();
+    PyErr_SetRaisedException(exc);
+}
+
+/* One argument of execute() as 1.2 sends it: bytes and bytearray as they are (bytes() of a
+ * subclass), a str as it is, anything else as str(). */
+static PyObject *execute_arg(PyObject *a) {
+    if (PyBytes_CheckExact(a) || PyByteArray_CheckExact(a) || PyUnicode_CheckExact(a)) return Py_NewRef(a);
+    if (PyBytes_Check(a) || PyByteArray_Check(a)) return PyObject_Bytes(a);
+    return PyObject_Str(a);
+}
+
+/* execute(op, command, *args): a script's execute() (gears_api), as request `op`: the reply
+ * decoded; an error reply raises gears.error. */
+static PyObject *host_module_execute(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "execute() missing 1 required positional argument: 'command'");
+        return NULL;
+    }
+    unsigned long op = PyLong_AsUnsignedLong(args[0]);
+    if (op == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+    if (!PyUnicode_Check(args[1])) {
+        PyErr_SetString(gears_error, "the given command must be a string");
+        return NULL;
+    }
+    PyObject *parts = PyList_New(nargs - 1);
+    if (!parts) return NULL;
+    PyList_SET_ITEM(parts, 0, Py_NewRef(args[1]));
+    for (Py_ssize_t i = 2; i < nargs; i++) {
+        PyObject *part = execute_arg(args[i]);
+        if (!part) { Py_DECREF(parts); return NULL; }
+        PyList_SET_ITEM(parts, i - 1, part);
+    }
+    codec_buf buf = {0};
+    int rc = codec_put_args(&buf, parts);
+    Py_DECREF(parts);
+    if (rc < 0) { free(buf.data); return NULL; }
+    PyObject *reply = exchange((uint32_t)op, &buf, CODEC_ERRORS_TOP);
+    if (!reply && PyErr_ExceptionMatches(gears_error)) reword_refusal();
+    return reply;
+}
+
 /* request_pairs(op, fields): as request, for a reply of [[a, b], ...] pairs whose members may
  * be error replies: those come back as gears.error instances (read_keys). */
 static PyObject *host_module_request_pairs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -125,6 +191,8 @@ static PyMethodDef host_methods[] = {
     {"request", (PyCFunction)(void (*)(void))host_module_request, METH_FASTCALL, "Ask the host: (op, fields) -> reply."},
     {"request_batch", (PyCFunction)(void (*)(void))host_module_request_batch, METH_FASTCALL,
      "Ask the host with a batch of commands: (op, [[args...]...]) -> list of replies."},
+    {"execute", (PyCFunction)(void (*)(void))host_module_execute, METH_FASTCALL,
+     "A script's execute(): (op, command, *args) -> reply."},
     {"request_pairs", (PyCFunction)(void (*)(void))host_module_request_pairs, METH_FASTCALL,
      "Ask the host for pairs: (op, fields) -> [[a, b]...], errors in them as instances."},
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},

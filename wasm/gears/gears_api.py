@@ -8,7 +8,9 @@ import builtins
 import sys
 import traceback
 import types
+from functools import partial
 
+import _gears_host
 import gears_abi
 import gears_async
 import gears_builder
@@ -30,31 +32,9 @@ _LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3}
 time_events = {}  # time event id (from the host) -> callback (registerTE)
 
 
-def execute(command, *args):
-    """Runs a Redis command and returns its reply; an error reply raises gears.error."""
-    if not isinstance(command, str):
-        raise error("the given command must be a string")
-    parts = [command]
-    for arg in args:
-        parts.append(bytes(arg) if isinstance(arg, (bytes, bytearray)) else str(arg))
-    try:
-        return gears_host.call(parts)
-    except error as exc:
-        raise error(_refusal_text(str(exc))) from None
-
-
-# RedisGears 1.2 calls without RM_Call's "E" flag: a command Redis refuses before running it
-# gives no reply, and 1.2 raises strerror(errno) instead (redisgears_python.c executeCommand).
-_REFUSALS = (("ERR unknown command", "No such file or directory"),  # ENOENT
-             ("ERR unknown subcommand", "No such file or directory"),
-             ("ERR wrong number of arguments", "Invalid argument"))  # EINVAL
-
-
-def _refusal_text(text):
-    for prefix, words in _REFUSALS:
-        if text.startswith(prefix):
-            return words
-    return text
+# execute(command, *args): runs a Redis command and returns its reply; an error reply raises
+# gears.error (in C: glue.c's execute, with RedisGears 1.2's words for refused commands).
+execute = partial(_gears_host.execute, gears_abi.HOST_REQUESTS["call"])
 
 
 def log(*args, **kwargs):

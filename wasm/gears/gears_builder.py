@@ -385,9 +385,9 @@ class Flow:
             run = gears_pipeline.Run(self.steps, errors, format_error)
             if not run.reusable:
                 return run.feed((record,))
+            run.feed_one(record)
         else:
-            run.reset(errors)
-        run.feed_one(record)
+            run.feed_one(record, errors)  # reset for this record first
         if run.done:
             self._spare = run
         else:  # the record waits: once its results are read the run may serve again

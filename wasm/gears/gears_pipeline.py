@@ -116,10 +116,16 @@ class Run:
             self._maybe_end(0)
         return self
 
-    def feed_one(self, record):
+    def feed_one(self, record, errors=None):
         """One record (an event) through a run of per-record steps: done at once unless it
         waits. Skips the reader loop of `feed`: this is the path of every event (so the
-        step scope is inlined here, see gears_async.step_scope)."""
+        step scope, and with `errors` the reset of a reused run, are inlined here)."""
+        if errors is not None:
+            if self.ended[0]:
+                self.reset(errors)
+            else:
+                self.errors, self.done, self.saturated = errors, False, False
+                self.results.clear()
         saved = _async.step_active, _async.created
         _async.step_active, _async.created = True, None
         try:
