@@ -32,7 +32,7 @@ ln -s /usr/lib/wasm32-wasi "$S/lib/wasm32-wasi"
 # The 8 MiB shadow stack is what CPython needs; the wasm default of 64 KiB is far too small.
 clang-19 --target=wasm32-wasi --sysroot="$S" -O2 -Wall -Werror -I"$PY/include" \
   -mexec-model=reactor -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
-  "$here/glue.c" "$here/codec.c" "$here/gears_dict.c" -o "$T/gears-raw.wasm" \
+  "$here/glue.c" "$here/codec.c" "$here/gears_dict.c" "$here/records.c" -o "$T/gears-raw.wasm" \
   -L"$PY/lib" -lpython3.13 $(cd "$PY/lib" && ls lib*.a | grep -v -e '^libpython3.13.a$' -e '^libz.a$' | sed 's/^lib\(.*\)\.a$/-l\1/') -lz \
   -ldl -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm
 

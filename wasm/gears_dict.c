@@ -313,8 +313,7 @@ static PyTypeObject GearsDictType = {
 
 /* field_dict([field, value, ...]) -> {field: value} in the order of 1.2's hash-set record of
  * them (a field given twice keeps its last value); a bytearray field name becomes bytes. */
-static PyObject *field_dict(PyObject *module, PyObject *flat) {
-    (void)module;
+PyObject *gears_field_dict(PyObject *flat) {
     if (!PyList_Check(flat)) {
         PyErr_SetString(PyExc_TypeError, "field_dict takes a list");
         return NULL;
@@ -347,6 +346,11 @@ done:
     Py_XDECREF(values);
     Py_XDECREF((PyObject *)order);
     return out;
+}
+
+static PyObject *field_dict(PyObject *module, PyObject *flat) {
+    (void)module;
+    return gears_field_dict(flat);
 }
 
 static PyMethodDef module_functions[] = {

@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "gears_dict.h"
+#include "records.h"
 
 #define EXPORT(name) __attribute__((export_name(name)))
 #define IMPORT(name) __attribute__((import_module("gears"), import_name(name)))
@@ -211,6 +212,7 @@ static PyObject *init_host_module(void) {
     gears_error = PyErr_NewException("gears.error", NULL, NULL);
     if (!gears_error || PyModule_AddObjectRef(m, "error", gears_error) < 0) return NULL;
     if (gears_dict_add_type(m) < 0) return NULL;
+    if (records_add_functions(m, gears_error) < 0) return NULL;
     return m;
 }
 

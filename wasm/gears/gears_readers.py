@@ -7,6 +7,7 @@ Records are dicts whose keys come in the order RedisGears 1.2 lists them (its C 
 see gears_dict.c): `event, key, type, value` for keys, `key, id, value` for stream entries,
 a hash's fields in the order of their hashes.
 """
+import itertools
 import types
 
 import _gears_host
@@ -15,12 +16,8 @@ import gears_host
 
 error = gears_host.error
 SCAN_COUNT = 1000
-# RedisGears names the types it converts; a stream is 'unknown', a vanished key 'empty'.
-_TYPE_NAMES = {"string": "string", "hash": "hash", "list": "list", "set": "set", "zset": "zset",
-               "stream": "unknown", "none": "empty"}
-
-
 # The types whose records carry a value (read by GET, HGETALL, LRANGE 0 -1: see read_keys).
+# records.c names the types as RedisGears does: a stream 'unknown', a vanished key 'empty'.
 _VALUE_TYPES = ("string", "hash", "list")
 
 
@@ -34,14 +31,6 @@ def name(value):
 # [field, value, ...] (HGETALL, a stream entry) as a dict in 1.2's order; a field name that is
 # not UTF-8 is bytes (see name()).
 field_dict = _gears_host.field_dict
-
-
-def _convert_value(type_name, reply):
-    if isinstance(reply, error):
-        return None
-    if type_name == "hash":
-        return field_dict(reply)
-    return reply
 
 
 def _key_batches(pattern, no_scan, count=SCAN_COUNT):
@@ -62,26 +51,17 @@ def _key_batches(pattern, no_scan, count=SCAN_COUNT):
             return
 
 
+def _record_batches(pattern, no_scan, read_value):
+    for keys in _key_batches(pattern, no_scan):
+        if read_value:  # the records built in C (records.c) from one read of the batch
+            yield _gears_host.key_records(keys, gears_host.read_keys(keys))
+        else:
+            yield [{"event": None, "key": key} for key in keys]
+
+
 def keys_reader(pattern="*", noScan=False, readValue=True, **_):
-    for keys in _key_batches(pattern, noScan):
-        if not readValue:
-            for key in keys:
-                yield {"event": None, "key": key}
-            continue
-        for key, (kind, value) in zip(keys, gears_host.read_keys(keys)):
-            if kind == "string" and value.__class__ is not error:  # the common case, inline
-                yield {"event": None, "key": key, "type": "string", "value": value}
-            else:
-                yield _record(None, key, kind, value)
-
-
-def _record(event, key, kind, value):
-    """A key's record from what `TYPE` answered (`kind`) and the value's reply."""
-    if kind.__class__ is not str:  # TYPE refused: no type, no value
-        return {"event": event, "key": key, "type": "empty", "value": None}
-    if kind == "string":
-        return {"event": event, "key": key, "type": "string", "value": None if value.__class__ is error else value}
-    return {"event": event, "key": key, "type": _TYPE_NAMES.get(kind, "module"), "value": _convert_value(kind, value)}
+    # chain: the flow takes each batch's records without a Python frame per record
+    return itertools.chain.from_iterable(_record_batches(pattern, noScan, readValue))
 
 
 def key_event_record(key, event, read_value, read=()):
@@ -94,9 +74,8 @@ def key_event_record(key, event, read_value, read=()):
         if len(read) > 1:
             return {"event": event, "key": key, "type": "string", "value": read[1]}
         if read[0] not in _VALUE_TYPES:
-            return _record(event, key, read[0], None)
-    [(kind, value)] = gears_host.read_keys([key])
-    return _record(event, key, kind, value)
+            return _gears_host.key_records([key], [[read[0], None]], event)[0]
+    return _gears_host.key_records([key], gears_host.read_keys([key]), event)[0]
 
 
 def keys_only_reader(pattern="*", count=SCAN_COUNT, noScan=False, patternGenerator=None, **_):
