@@ -40,13 +40,13 @@ def encode_record(record, out, depth=0):
 
 
 # `[[], []]`: no results, no errors.
-_NOTHING = b"*" + struct.pack("<I", 2) + (b"*" + struct.pack("<I", 0)) * 2
+NOTHING = b"*" + struct.pack("<I", 2) + (b"*" + struct.pack("<I", 0)) * 2
 
 
 def encode_results(results, errors, durations=None):
     """`[[results...], [errors...]]` (+ `[step durations in ms]` when profiling), encoded."""
     if not results and not errors and durations is None:
-        return _NOTHING  # every event of a registration that ran cleanly
+        return NOTHING  # every event of a registration that ran cleanly
     parts = 2 if durations is None else 3
     out = [b"*" + struct.pack("<I", parts), b"*" + struct.pack("<I", len(results))]
     for record in results:

@@ -11,32 +11,27 @@ _profiler = None  # cProfile.Profile of this session's callbacks while ProfileEx
 
 
 def profiled(entry):
-    """Runs a host entry under the session's profiler when ProfileExecutions is set, then
-    the session's event loop (what the entry made ready: see gears_async)."""
-    def run(arg):
-        global _profiler
-        gears_async.new_entry()
-        if not on:  # the common path: no profiler, and no loop unless asyncio was used
-            out = entry(arg)
-            if gears_async._loop is not None:
-                gears_async.after_entry()
-            return out
-        profiler = None
-        if on:
-            if _profiler is None:
-                import cProfile
-                _profiler = cProfile.Profile()
-            profiler = _profiler
-            profiler.enable()
-        try:
-            out = entry(arg)
-            gears_async.after_entry()
-            return out
-        finally:
-            if profiler is not None:
-                profiler.disable()
-    run.__name__ = entry.__name__
-    return run
+    """Marks a host entry that runs flows: gears_runtime._enter runs it under the session's
+    profiler when ProfileExecutions is set (run_profiled), and the session's event loop after
+    it (what the entry made ready: see gears_async)."""
+    entry.runs_flows = True
+    return entry
+
+
+def run_profiled(entry, arg):
+    """`entry(arg)` and the event loop after it, under the session's profiler."""
+    global _profiler
+    if _profiler is None:
+        import cProfile
+        _profiler = cProfile.Profile()
+    profiler = _profiler
+    profiler.enable()
+    try:
+        out = entry(arg)
+        gears_async.after_entry()
+        return out
+    finally:
+        profiler.disable()
 
 
 def request(op, order="tottime"):

@@ -71,7 +71,7 @@ def key_event_record(key, event, read_value, read=()):
     if not read_value:
         return {"event": event, "key": key}
     if read:  # [TYPE's answer, a string's value as GET's reply decodes]
-        if len(read) > 1:
+        if len(read) > 1:  # (gears_runtime._run_key_event builds this one itself)
             return {"event": event, "key": key, "type": "string", "value": read[1]}
         if read[0] not in _VALUE_TYPES:
             return _gears_host.key_records([key], [[read[0], None]], event)[0]

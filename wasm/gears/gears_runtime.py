@@ -186,12 +186,16 @@ def _run_key_event(payload):
     flow = _registrations.get(registration_id)
     if flow is None:
         return _not_here(registration_id)
-    record = gears_readers.key_event_record(key, event, flow.kwargs.get("readValue", True), read)
+    read_value = flow.kwargs.get("readValue", True)
+    if read_value and len(read) == 2:  # a string the host read as the event fired (the hot path)
+        record = {"event": event, "key": key, "type": "string", "value": read[1]}
+    else:
+        record = gears_readers.key_event_record(key, event, read_value, read)
     errors = []
     run = flow.run_one(record, errors, format_error)
     # Nobody reads an event's results: only its errors.
     if run.done:
-        return gears_encode.encode_results((), errors)
+        return gears_encode.encode_results((), errors) if errors else gears_encode.NOTHING
     return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
 
@@ -371,7 +375,9 @@ _ENTRIES = {
     "profile": lambda p: gears_profile.request(*_fields(p)),
     "self_test": _self_test,
 }
-_BY_CODE = {gears_abi.GUEST_ENTRIES[name]: entry for name, entry in _ENTRIES.items()}
+# code -> (entry, whether it runs flows: see gears_profile.profiled)
+_BY_CODE = {gears_abi.GUEST_ENTRIES[name]: (entry, getattr(entry, "runs_flows", False))
+            for name, entry in _ENTRIES.items()}
 assert len(_BY_CODE) == len(gears_abi.GUEST_ENTRIES), "every guest entry has a handler"
 _PROFILE_FLAG, _CODE_MASK = gears_abi.ENTRY_FLAGS["profile"], gears_abi.ENTRY_FLAGS["code_mask"]
 
@@ -379,8 +385,17 @@ _PROFILE_FLAG, _CODE_MASK = gears_abi.ENTRY_FLAGS["profile"], gears_abi.ENTRY_FL
 def _enter(op, payload):
     """The one entry point (glue.c's gears_enter): None, bytes (output) or str (error). `op`
     is the entry's code with the host's flags (ProfileExecutions) or-ed in."""
-    gears_profile.on = bool(op & _PROFILE_FLAG)
-    entry = _BY_CODE.get(op & _CODE_MASK)
-    if entry is None:
+    found = _BY_CODE.get(op & _CODE_MASK)
+    if found is None:
         return gears_encode.encode_results([], ["unknown entry %r" % op])
-    return entry(payload)
+    entry, runs_flows = found
+    gears_profile.on = profile = bool(op & _PROFILE_FLAG)
+    if not runs_flows:
+        return entry(payload)
+    gears_async.new_entry()
+    if profile:
+        return gears_profile.run_profiled(entry, payload)
+    out = entry(payload)
+    if gears_async._loop is not None:  # what the entry made ready runs now
+        gears_async.after_entry()
+    return out
