@@ -83,3 +83,14 @@ def test_trigger_arguments_keep_their_bytes(clean, raw):
     assert pyexec(clean, script) == "OK"
     assert raw.execute_command("RG.TRIGGER", "put", KEY, b"\x00\xff") == [b"OK"]
     assert raw.get(KEY) == b"\x00\xff"
+
+
+def test_results_with_lone_surrogates_and_signs_reach_the_client_as_1_2_sends_them(raw):
+    # A str is sent as its UTF-8 bytes, lone surrogates as they are (surrogatepass); a leading
+    # '+' or '-' makes a status or an error reply of the rest.
+    script = ("GB('ShardsIDReader').flatmap(lambda x: ['\\udc80x', '+\\udc80', 2 ** 70, -1.5, True])"
+              ".run(convertToStr=False)")
+    results, errors = raw.execute_command("RG.PYEXECUTE", script)
+    assert errors == []
+    # flatmap hands the list on from its end (1.2's order)
+    assert results == [1, b"-1.500000", b"1180591620717411303424", b"\xed\xb2\x80", b"\xed\xb2\x80x"]

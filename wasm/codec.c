@@ -203,3 +203,111 @@ PyObject *codec_args_to_python(const uint8_t *data, size_t len, const char *kind
     }
     return list;
 }
+
+/* ---- records out: a flow's results (gears_encode's format, pinned by the vectors) -------- */
+
+static int put_tagged(codec_buf *b, char tag, const void *s, size_t n) {
+    if (put(b, &tag, 1) < 0 || put_u32(b, (uint32_t)n) < 0) return -1;
+    return put(b, s, n);
+}
+
+/* A str as UTF-8, lone surrogates included (surrogatepass). A new bytes object. */
+static PyObject *utf8_of(PyObject *s, const char *errors) {
+    return PyUnicode_AsEncodedString(s, "utf-8", errors);
+}
+
+static int put_str_record(codec_buf *b, PyObject *r) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(r, &n);
+    PyObject *owned = NULL;
+    if (!s) { /* lone surrogates: encoded as they are */
+        PyErr_Clear();
+        if (!(owned = utf8_of(r, "surrogatepass"))) return -1;
+        s = PyBytes_AS_STRING(owned);
+        n = PyBytes_GET_SIZE(owned);
+    }
+    int rc;
+    Py_UCS4 first = PyUnicode_GET_LENGTH(r) > 1 ? PyUnicode_READ_CHAR(r, 0) : 0;
+    if (first == '+' || first == '-') /* 1.2: a status or an error reply, without the sign */
+        rc = put_tagged(b, (char)first, s + 1, (size_t)n - 1);
+    else
+        rc = put_tagged(b, '$', s, (size_t)n);
+    Py_XDECREF(owned);
+    return rc;
+}
+
+int codec_put_record(codec_buf *b, PyObject *r, int depth) {
+    if (PyUnicode_Check(r)) return put_str_record(b, r);
+    if (PyBytes_Check(r)) /* 1.2 (PythonRecord_SendReply): bytes only; a bytearray is a PY RECORD */
+        return put_tagged(b, '$', PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r));
+    if (PyLong_Check(r)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        if (!overflow) {
+            int64_t i = v;
+            return put(b, ":", 1) < 0 ? -1 : put(b, &i, 8);
+        }
+        PyObject *text = PyObject_Str(r); /* beyond i64: its digits, as a bulk string */
+        Py_ssize_t n;
+        const char *digits = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+        int rc = digits ? put_tagged(b, '$', digits, (size_t)n) : -1;
+        Py_XDECREF(text);
+        return rc;
+    }
+    if (PyFloat_Check(r)) { /* b"%f" % value */
+        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(r), 'f', 6, 0, NULL);
+        if (!text) return -1;
+        int rc = put_tagged(b, '$', text, strlen(text));
+        PyMem_Free(text);
+        return rc;
+    }
+    if (PyList_Check(r) && depth < MAX_DEPTH) {
+        Py_ssize_t n = PyList_GET_SIZE(r);
+        if (put(b, "*", 1) < 0 || put_u32(b, (uint32_t)n) < 0) return -1;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(r); i++)
+            if (codec_put_record(b, PyList_GET_ITEM(r, i), depth + 1) < 0) return -1;
+        return 0;
+    }
+    return put_tagged(b, '$', "PY RECORD", 9);
+}
+
+int codec_put_results(codec_buf *b, PyObject *results, PyObject *errors, PyObject *durations) {
+    PyObject *rs = PySequence_Fast(results, "results must be a sequence");
+    PyObject *es = rs ? PySequence_Fast(errors, "errors must be a sequence") : NULL;
+    PyObject *ds = es && durations != Py_None ? PySequence_Fast(durations, "durations must be a sequence") : NULL;
+    int rc = -1;
+    if (!es || (durations != Py_None && !ds)) goto done;
+    Py_ssize_t nr = PySequence_Fast_GET_SIZE(rs), ne = PySequence_Fast_GET_SIZE(es);
+    if (put(b, "*", 1) < 0 || put_u32(b, ds ? 3 : 2) < 0) goto done;
+    if (put(b, "*", 1) < 0 || put_u32(b, (uint32_t)nr) < 0) goto done;
+    for (Py_ssize_t i = 0; i < nr; i++)
+        if (codec_put_record(b, PySequence_Fast_GET_ITEM(rs, i), 0) < 0) goto done;
+    if (put(b, "*", 1) < 0 || put_u32(b, (uint32_t)ne) < 0) goto done;
+    for (Py_ssize_t i = 0; i < ne; i++) {
+        PyObject *err = PySequence_Fast_GET_ITEM(es, i);
+        if (!PyUnicode_Check(err)) {
+            PyErr_SetString(PyExc_TypeError, "errors must be str");
+            goto done;
+        }
+        PyObject *text = utf8_of(err, "replace");
+        int bad = !text || put_tagged(b, '$', PyBytes_AS_STRING(text), (size_t)PyBytes_GET_SIZE(text)) < 0;
+        Py_XDECREF(text);
+        if (bad) goto done;
+    }
+    if (ds) {
+        Py_ssize_t nd = PySequence_Fast_GET_SIZE(ds);
+        if (put(b, "*", 1) < 0 || put_u32(b, (uint32_t)nd) < 0) goto done;
+        for (Py_ssize_t i = 0; i < nd; i++) {
+            int64_t ms = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(ds, i));
+            if (ms == -1 && PyErr_Occurred()) goto done;
+            if (put(b, ":", 1) < 0 || put(b, &ms, 8) < 0) goto done;
+        }
+    }
+    rc = 0;
+done:
+    Py_XDECREF(rs);
+    Py_XDECREF(es);
+    Py_XDECREF(ds);
+    return rc;
+}

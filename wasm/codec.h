@@ -40,6 +40,14 @@ PyObject *codec_reply_to_python(const uint8_t *data, uint32_t len, PyObject *err
  * bytearray. ValueError when malformed. */
 PyObject *codec_args_to_python(const uint8_t *data, size_t len, const char *kinds);
 
+/* Appends one result record as 1.2 sends it (str: bulk, or status/error when it starts with
+ * + or - and is longer than that; bytes: bulk; int: integer, beyond i64 its digits; float:
+ * "%f"; list: array, up to MAX_DEPTH deep; anything else: "PY RECORD"). */
+int codec_put_record(codec_buf *buf, PyObject *record, int depth);
+
+/* Appends a flow's results: [[records...], [errors...]] (+ [durations in ms] unless None). */
+int codec_put_results(codec_buf *buf, PyObject *results, PyObject *errors, PyObject *durations);
+
 /* error_depth for: a request's reply (nested errors are text), a batch's (each command's own
  * error reply an error instance), a batch of pairs' (read_keys: each member's), the
  * self-test's decode (errors at any depth instances). */

@@ -178,6 +178,22 @@ static PyObject *encoded(codec_buf *buf, int rc) {
     return out;
 }
 
+/* encode_results(results, errors, durations=None) -> bytes: a flow's results for the host. */
+static PyObject *host_module_encode_results(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "encode_results() takes (results, errors, durations=None)");
+        return NULL;
+    }
+    codec_buf buf = {0};
+    return encoded(&buf, codec_put_results(&buf, args[0], args[1], nargs == 3 ? args[2] : Py_None));
+}
+
+/* encode_record(record) -> bytes: one record as 1.2 sends it (override_reply). */
+static PyObject *host_module_encode_record(PyObject *self, PyObject *record) {
+    codec_buf buf = {0};
+    return encoded(&buf, codec_put_record(&buf, record, 0));
+}
+
 static PyObject *host_module_encode_args(PyObject *self, PyObject *parts) {
     codec_buf buf = {0};
     return encoded(&buf, codec_put_args(&buf, parts));
@@ -199,6 +215,9 @@ static PyMethodDef host_methods[] = {
     {"decode", host_module_decode, METH_O, "Decode one encoded value (self-test)."},
     {"decode_args", (PyCFunction)(void (*)(void))host_module_decode_args, METH_FASTCALL,
      "Decode an argument encoding: (payload, kinds=b'b') -> list."},
+    {"encode_results", (PyCFunction)(void (*)(void))host_module_encode_results, METH_FASTCALL,
+     "A flow's results for the host: (results, errors, durations=None) -> bytes."},
+    {"encode_record", host_module_encode_record, METH_O, "One record as RedisGears 1.2 sends it -> bytes."},
     {"encode_args", host_module_encode_args, METH_O, "Encode a list as arguments (self-test)."},
     {"encode_batch", host_module_encode_batch, METH_O, "Encode a list of lists as a batch (self-test)."},
     {NULL, NULL, 0, NULL},

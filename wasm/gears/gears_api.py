@@ -124,9 +124,7 @@ def call_next(*args):
 
 def override_reply(reply):
     """With commands=: the reply the client gets instead of the command's own (once)."""
-    encoded = []
-    gears_encode.encode_record(reply, encoded)
-    return gears_host.request("override_reply", b"".join(encoded))
+    return gears_host.request("override_reply", gears_encode.encode_record(reply))
 
 
 def _deprecated(name, func):

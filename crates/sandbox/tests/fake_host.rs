@@ -260,3 +260,15 @@ fn the_golden_vectors_pass_inside_the_guest() {
     let failures = guest.self_test(VECTORS_JSON, Box::new(EchoRedis::default())).unwrap();
     assert_eq!(failures, "", "vectors the guest disagrees with");
 }
+
+#[test]
+fn a_vector_the_guest_encodes_differently_fails_its_self_test() {
+    let Some(fx) = fixture() else { return };
+    let mut vectors: serde_json::Value = serde_json::from_str(VECTORS_JSON).unwrap();
+    let records = vectors["records"].as_array_mut().unwrap();
+    let record = records.iter_mut().find(|v| v["name"] == "list nested at the limit").unwrap();
+    record["record"]["nest"] = 65.into(); // cut one level past the limit: not these bytes
+    let mut guest = Guest::new(&fx.runtime).unwrap();
+    let failures = guest.self_test(&vectors.to_string(), Box::new(EchoRedis::default())).unwrap();
+    assert!(failures.contains("C encode_record list nested at the limit"), "{failures}");
+}
