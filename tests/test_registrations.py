@@ -298,3 +298,30 @@ def test_pause_texts(clean):
     assert err("RG.UNPAUSEREGISTRATIONS", "nosuch") == "Execution nosuch does not exists on shard " + "0" * 40
     assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING") == "no registration to pause"
     assert err("RG.PAUSEREGISTRATIONS", "ABORTPENDING", entry[1]) == "Reader KeysReader does not support pause"
+
+
+def test_overlapping_prefixes_fire_in_registration_order_and_stop_when_unregistered(clean):
+    r = clean
+    ids = {}
+    for name, prefix in (("A", "ix:*"), ("B", "i*"), ("C", "ix:1"), ("D", "iy:*")):
+        script = ("GB().foreach(lambda r: execute('RPUSH', 'order', '%s'))"
+                  ".register(prefix='%s', eventTypes=['set'], mode='sync')" % (name, prefix))
+        assert pyexec(r, script) == "OK"
+    for entry in r.execute_command("RG.DUMPREGISTRATIONS"):
+        e = dict(zip(entry[::2], entry[1::2]))
+        data = dict(zip(e["RegistrationData"][::2], e["RegistrationData"][1::2]))
+        ids[dict(zip(data["args"][::2], data["args"][1::2]))["regex"]] = e["id"]
+
+    def fired(key):
+        r.delete("order")
+        r.set(key, "v")
+        return r.lrange("order", 0, -1)
+
+    assert fired("ix:1") == ["A", "B", "C"]
+    assert fired("ix:12") == ["A", "B"]
+    assert fired("iy:1") == ["B", "D"]
+    assert fired("other") == []
+    assert r.execute_command("RG.UNREGISTER", ids["ix:*"]) == "OK"
+    assert fired("ix:1") == ["B", "C"]
+    assert r.execute_command("RG.UNREGISTER", ids["ix:1"]) == "OK"
+    assert fired("ix:1") == ["B"]

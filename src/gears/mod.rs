@@ -10,6 +10,7 @@ pub mod flows;
 pub mod host_services;
 pub mod in_order;
 pub mod key_events;
+pub mod key_index;
 pub mod linked_sessions;
 pub mod persistence;
 pub mod rdb;

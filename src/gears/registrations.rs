@@ -2,6 +2,7 @@
 //! script that made them succeeds, all of them or none (a spec the guest staged was checked
 //! when it was staged: the script got an error then).
 
+use crate::gears::key_index::KeyIndex;
 use crate::gears::stream_registration::StreamRegistration;
 use crate::session::Session;
 use std::collections::BTreeMap;
@@ -127,11 +128,9 @@ pub fn matching_key_registrations(
     let reg = registry();
     let mut kind: Option<String> = None;
     let mut out = Vec::new();
-    for (id, r) in reg.values() {
-        let Source::Keys { prefix, event_types, key_types, commands, .. } = &r.source else { continue };
-        if !prefix_matches(prefix, key) {
-            continue;
-        }
+    for seq in reg.keys.candidates(key) {
+        let Some((id, r)) = reg.get(&seq) else { continue };
+        let Source::Keys { event_types, key_types, commands, .. } = &r.source else { continue };
         let wanted = match (commands, command) {
             (None, _) => true,
             (Some(list), Some(cmd)) => list.iter().any(|c| c == cmd),
@@ -224,9 +223,56 @@ pub fn wrapped_commands() -> Vec<String> {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// All registrations, by id. Lock order: level 3, taken alone; held neither while entering a
 /// session nor while the command filter is updated.
-static REGISTRATIONS: OnceLock<Mutex<BTreeMap<u64, (String, Registration)>>> = OnceLock::new();
+static REGISTRATIONS: OnceLock<Mutex<Registry>> = OnceLock::new();
 
-pub fn registry() -> MutexGuard<'static, BTreeMap<u64, (String, Registration)>> {
+/// The registrations by seq (the number of their id), and the KeysReader ones by prefix. Read
+/// through `Deref`; changed only through its methods, which keep the index in step.
+#[derive(Default)]
+pub struct Registry {
+    by_seq: BTreeMap<u64, (String, Registration)>,
+    keys: KeyIndex,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = BTreeMap<u64, (String, Registration)>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.by_seq
+    }
+}
+
+impl Registry {
+    fn insert(&mut self, seq: u64, entry: (String, Registration)) {
+        if let Source::Keys { prefix, .. } = &entry.1.source {
+            self.keys.add(seq, prefix);
+        }
+        if let Some((_, old)) = self.by_seq.insert(seq, entry) {
+            self.unindex(seq, &old);
+        }
+    }
+
+    fn remove(&mut self, seq: &u64) -> Option<(String, Registration)> {
+        let removed = self.by_seq.remove(seq)?;
+        self.unindex(*seq, &removed.1);
+        Some(removed)
+    }
+
+    fn unindex(&mut self, seq: u64, r: &Registration) {
+        if let Source::Keys { prefix, .. } = &r.source {
+            self.keys.remove(seq, prefix);
+        }
+    }
+
+    fn get_mut(&mut self, seq: &u64) -> Option<&mut (String, Registration)> {
+        self.by_seq.get_mut(seq)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut (String, Registration)> {
+        self.by_seq.values_mut()
+    }
+}
+
+pub fn registry() -> MutexGuard<'static, Registry> {
     REGISTRATIONS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
