@@ -12,6 +12,14 @@ pub struct KeyIndex {
     lengths: Vec<usize>,
 }
 
+/// RedisGears' prefix match: `*` matches all, `p*` a prefix, anything else the exact key.
+pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
+    match literal(prefix) {
+        (text, true) => key == text,
+        (text, false) => key.starts_with(text),
+    }
+}
+
 /// A prefix's literal part, and whether it must be the whole key (no trailing `*`).
 fn literal(prefix: &str) -> (&[u8], bool) {
     match prefix.strip_suffix('*') {
@@ -65,7 +73,6 @@ impl KeyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gears::registrations::prefix_matches;
 
     #[test]
     fn candidates_are_the_matching_prefixes_in_registration_order() {

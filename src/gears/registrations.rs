@@ -107,13 +107,7 @@ impl Target {
     }
 }
 
-/// RedisGears' prefix match: `*` matches all, `p*` a prefix, anything else the exact key.
-pub fn prefix_matches(prefix: &str, key: &[u8]) -> bool {
-    match prefix.strip_suffix('*') {
-        Some(start) => key.starts_with(start.as_bytes()),
-        None => key == prefix.as_bytes(),
-    }
-}
+pub use crate::gears::key_index::prefix_matches;
 
 /// The KeysReader registrations an event fires. `command` is the command a `commands=`
 /// wrapper is running (None outside one): registrations with `commands=` fire only within
