@@ -54,14 +54,19 @@ static int parse_op(PyObject *const *args, Py_ssize_t nargs, const char *name, u
     return 0;
 }
 
-/* request(op, fields): fields (bytes/bytearray/str) go as an argument encoding; the reply
- * comes back decoded (a top-level error reply raises gears.error). */
-static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+/* (op, fields): fields (bytes/bytearray/str) go as an argument encoding; the reply comes back
+ * decoded, error replies `error_depth` deep or deeper as text (codec.h). */
+static PyObject *request_fields(PyObject *const *args, Py_ssize_t nargs, const char *name, int error_depth) {
     uint32_t op;
-    if (parse_op(args, nargs, "request", &op) < 0) return NULL;
+    if (parse_op(args, nargs, name, &op) < 0) return NULL;
     codec_buf buf = {0};
     if (codec_put_args(&buf, args[1]) < 0) { free(buf.data); return NULL; }
-    return exchange(op, &buf, CODEC_ERRORS_TOP);
+    return exchange(op, &buf, error_depth);
+}
+
+/* request(op, fields): a top-level error reply raises gears.error. */
+static PyObject *host_module_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return request_fields(args, nargs, "request", CODEC_ERRORS_TOP);
 }
 
 /* RedisGears 1.2 calls without RM_Call's "E" flag: a command Redis refuses before running it
@@ -133,11 +138,7 @@ static PyObject *host_module_execute(PyObject *self, PyObject *const *args, Py_s
 /* request_pairs(op, fields): as request, for a reply of [[a, b], ...] pairs whose members may
  * be error replies: those come back as gears.error instances (read_keys). */
 static PyObject *host_module_request_pairs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    uint32_t op;
-    if (parse_op(args, nargs, "request_pairs", &op) < 0) return NULL;
-    codec_buf buf = {0};
-    if (codec_put_args(&buf, args[1]) < 0) { free(buf.data); return NULL; }
-    return exchange(op, &buf, CODEC_ERRORS_PAIRS);
+    return request_fields(args, nargs, "request_pairs", CODEC_ERRORS_PAIRS);
 }
 
 /* request_batch(op, commands): several commands under one acquisition of the Redis lock;

@@ -1,6 +1,7 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
 use crate::gears::flows::split_results;
+use crate::gears::registration_stats;
 use crate::gears::registrations;
 use crate::redis::reply::send;
 use crate::session::CallbackOutput;
@@ -35,7 +36,7 @@ fn trigger_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sand
         Ok(out) => {
             let outcome = split_results(out.reply);
             let first_error = outcome.errors.first().cloned();
-            registrations::record_unlisted_run(id, ms, first_error.as_deref());
+            registration_stats::record_unlisted_run(id, ms, first_error.as_deref());
             match first_error {
                 Some(e) => Reply::Error(e.into_bytes()),
                 None => Reply::Array(outcome.results),
@@ -43,7 +44,7 @@ fn trigger_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sand
         }
         Err(e) => {
             let msg = format!("ERR Could not trigger execution, {e}");
-            registrations::record_unlisted_run(id, ms, Some(&msg));
+            registration_stats::record_unlisted_run(id, ms, Some(&msg));
             Reply::Error(msg.into_bytes())
         }
     }
@@ -91,7 +92,7 @@ pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> Redi
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    registrations::clear_stats();
+    registration_stats::clear_stats();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

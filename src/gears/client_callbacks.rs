@@ -47,7 +47,7 @@ pub fn run_and_answer(
                 return Ok(());
             }
             Some(result) => {
-                crate::gears::registrations::record_trigger(&target.id);
+                crate::gears::registration_stats::record_trigger(&target.id);
                 send(ctx, &answer(&target.id, started, result));
                 return Ok(());
             }
@@ -88,7 +88,7 @@ fn answer_later(
     started: Instant,
     answer: Answer,
 ) -> impl FnOnce(Result<Reply, SandboxError>) + Send + 'static {
-    crate::gears::registrations::record_trigger(&target.id); // now: its records may still wait
+    crate::gears::registration_stats::record_trigger(&target.id); // now: its records may still wait
     move |result| {
         let result = result.map(|reply| CallbackOutput { reply, command: None, deferred: None });
         let reply = answer(&target.id, started, result);

@@ -8,6 +8,7 @@
 use crate::gears::command_scope;
 use crate::gears::flows::split_results;
 use crate::gears::key_events;
+use crate::gears::registration_stats;
 use crate::gears::registrations::{self, Target};
 use crate::redis::caller;
 use crate::redis::flags::blocking_denied;
@@ -60,7 +61,7 @@ fn hook_reply(id: &str, started: Instant, result: Result<CallbackOutput, Sandbox
         }
         Err(e) => (Reply::Error(e.to_string().into_bytes()), Some(e.to_string())),
     };
-    registrations::record_unlisted_run(id, started.elapsed().as_millis() as u64, error.as_deref());
+    registration_stats::record_unlisted_run(id, started.elapsed().as_millis() as u64, error.as_deref());
     reply
 }
 
@@ -89,7 +90,7 @@ pub fn run_next_hook(ctx: &Context, target: Target, args: &[&[u8]]) -> Reply {
     let started = Instant::now();
     match target.session.try_callback(GuestEntry::RunTrigger, &payload, setup) {
         Some(result) => {
-            registrations::record_trigger(&target.id);
+            registration_stats::record_trigger(&target.id);
             hook_reply(&target.id, started, result)
         }
         None => Reply::Error(b"ERR the next hook's session is busy, try again".to_vec()),
@@ -167,7 +168,7 @@ impl Chain {
 
     /// `target`'s records wait: the chain goes on once they are done.
     fn after_waiting(mut self, target: Target, started: Instant, out: CallbackOutput) {
-        registrations::record_trigger(&target.id);
+        registration_stats::record_trigger(&target.id);
         if let Some(command) = out.command.clone() {
             self.command = command;
         }
@@ -187,7 +188,7 @@ fn finish_one(
     before: CommandCtx,
 ) -> CommandCtx {
     let command = result.as_ref().ok().and_then(|out| out.command.clone());
-    registrations::record_trigger(id);
+    registration_stats::record_trigger(id);
     key_events::record(id, started, result.map(|out| out.reply));
     command.unwrap_or(before)
 }

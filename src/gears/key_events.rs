@@ -5,6 +5,7 @@
 
 use crate::gears::command_scope;
 use crate::gears::flows::split_results;
+use crate::gears::registration_stats;
 use crate::gears::registrations;
 use crate::gears::registrations::Target;
 use crate::gears::streams;
@@ -23,18 +24,12 @@ use wasmgears_abi::GuestEntry;
 use wasmgears_abi::Reply;
 use wasmgears_sandbox::{limits, EntrySetup, SandboxError};
 
+/// The key's type as RedisGears 1.2's `keyTypes` name it (a vanished key is `empty`).
 fn type_name(ctx: &Context, key: &[u8]) -> String {
     let name = RedisString::create_from_slice(ctx.ctx, key);
-    let kind = ctx.open_key(&name).key_type();
-    match kind {
+    match ctx.open_key(&name).key_type() {
         KeyType::Empty => "empty",
-        KeyType::String => "string",
-        KeyType::List => "list",
-        KeyType::Hash => "hash",
-        KeyType::Set => "set",
-        KeyType::ZSet => "zset",
-        KeyType::Module => "module",
-        KeyType::Stream => "stream",
+        kind => key_reader::type_reply_name(kind),
     }
     .to_string()
 }
@@ -132,7 +127,7 @@ fn run_inline(ctx: &Context, target: &Target, payload: &[u8]) -> bool {
 /// Records the run once its results are in (now, or when its waiting records finish: the
 /// continuation holds the registration's session meanwhile).
 pub fn record_when_done(target: Target, started: Instant, result: Result<CallbackOutput, SandboxError>) {
-    registrations::record_trigger(&target.id);
+    registration_stats::record_trigger(&target.id);
     match result {
         Ok(out) => out.then(move |result| record(&target.id, started, result)),
         Err(e) => record(&target.id, started, Err(e)),
@@ -147,14 +142,14 @@ pub fn record(id: &str, started: Instant, result: Result<Reply, SandboxError>) {
         }
         Err(e) => (Vec::new(), vec![e.to_string()]),
     };
-    registrations::record_run(id, started.elapsed().as_millis() as u64, results, errors);
+    registration_stats::record_run(id, started.elapsed().as_millis() as u64, results, errors);
 }
 
 /// Runs the event's flow on a worker, within the registration's bounded backlog.
 pub fn queue(target: Target, payload: Vec<u8>) {
     if target.pending.fetch_add(1, Ordering::AcqRel) >= registrations::max_pending() {
         target.pending.fetch_sub(1, Ordering::AcqRel);
-        registrations::record_dropped(&target.id);
+        registration_stats::record_dropped(&target.id);
         return;
     }
     let slot = PendingSlot(Arc::clone(&target.pending));

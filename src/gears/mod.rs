@@ -15,6 +15,7 @@ pub mod linked_sessions;
 pub mod persistence;
 pub mod rdb;
 pub mod registration_dump;
+pub mod registration_stats;
 pub mod registrations;
 pub mod saved_state;
 pub mod stream_positions;

@@ -394,64 +394,17 @@ pub fn find_trigger(trigger: &str) -> Option<Target> {
     registry().values().find(|(_, r)| r.trigger() == Some(trigger)).map(|(id, r)| Target::of(id, r))
 }
 
-/// A StreamReader batch's lag (age of its newest entry when processed).
-pub fn record_lag(id: &str, lag_ms: u64) {
+/// Runs `f` on registration `id` under the registry's lock (its `source` must stay as it is:
+/// the key index is built from it); None when there is no such registration.
+pub fn with_registration<R>(id: &str, f: impl FnOnce(&mut Registration) -> R) -> Option<R> {
     let mut reg = registry();
-    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
-        r.stats.last_lag_ms = lag_ms;
-        r.stats.total_lag_ms += lag_ms;
-    }
+    let (_, r) = seq(id).and_then(|k| reg.get_mut(&k))?;
+    Some(f(r))
 }
 
-/// Counts one run of registration `id` and lists it as a registered execution (keeping the
-/// registration's newest `MaxExecutionsPerRegistration`) with its results and errors, which
-/// RG.GETRESULTS shows as RedisGears keeps them.
-pub fn record_run(id: &str, ms: u64, results: Vec<wasmgears_abi::Reply>, errors: Vec<String>) {
-    let keep = crate::runtime::settings::int(crate::runtime::config::MAX_EXECUTIONS_PER_REGISTRATION).max(0) as usize;
-    let mut reg = registry();
-    let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) else { return };
-    let mut listed = None;
-    if keep > 0 {
-        let execution_id = crate::gears::executions::next_id();
-        r.executions.push_back(execution_id.clone());
-        let excess = r.executions.len().saturating_sub(keep);
-        listed = Some((execution_id, r.executions.drain(..excess).collect::<Vec<_>>()));
-    }
-    count_run(&mut r.stats, ms, errors.first().map(String::as_str));
-    drop(reg);
-    if let Some((execution_id, evict)) = listed {
-        crate::gears::executions::add_registered(execution_id, ms, results, errors, evict);
-    }
-}
-
-/// Counts a run as triggered, when its callback has returned (records that wait for async
-/// steps are counted then; their success or failure when they finish).
-pub fn record_trigger(id: &str) {
-    let mut reg = registry();
-    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
-        r.stats.triggered += 1;
-    }
-}
-
-/// Counts a run whose execution is dropped once replied (RG.TRIGGER, hooks).
-pub fn record_unlisted_run(id: &str, ms: u64, first_error: Option<&str>) {
-    let mut reg = registry();
-    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
-        count_run(&mut r.stats, ms, first_error);
-    }
-}
-
-/// Counts how a run ended (`record_trigger` counted its start).
-fn count_run(st: &mut Stats, ms: u64, first_error: Option<&str>) {
-    st.last_ms = ms;
-    st.total_ms += ms;
-    match first_error {
-        Some(e) => {
-            st.failures += 1;
-            st.last_error = Some(e.to_string());
-        }
-        None => st.success += 1,
-    }
+/// Runs `f` on every registration (as `with_registration`).
+pub fn for_each_registration(mut f: impl FnMut(&mut Registration)) {
+    registry().values_mut().for_each(|(_, r)| f(r));
 }
 
 /// The reader a registration reads with (`KeysReader`, `StreamReader`, ...).
@@ -473,22 +426,8 @@ pub fn unregister(id: &str) -> bool {
     removed.is_some()
 }
 
-/// An event dropped because the registration's backlog is full: counted as aborted.
-pub fn record_dropped(id: &str) {
-    let mut reg = registry();
-    if let Some((_, r)) = seq(id).and_then(|k| reg.get_mut(&k)) {
-        r.stats.triggered += 1;
-        r.stats.aborted += 1;
-        r.stats.last_error = Some(format!("event dropped: more than {} pending (MaxPendingEvents)", max_pending()));
-    }
-}
-
 pub fn max_pending() -> usize {
     crate::runtime::settings::int(crate::runtime::config::MAX_PENDING_EVENTS).max(1) as usize
-}
-
-pub fn clear_stats() {
-    registry().values_mut().for_each(|(_, r)| r.stats = Stats::default());
 }
 
 pub fn count() -> usize {

@@ -12,6 +12,7 @@
 //! `retry`, or an error starting with `PAUSE`, forgets every stream of the registration.
 
 use crate::gears::flows::split_results;
+use crate::gears::registration_stats;
 use crate::gears::registrations::{self, Target};
 use crate::gears::stream_registration::{KeyState, Policy, State, Status, StreamRegistration};
 use crate::redis::caller;
@@ -161,11 +162,11 @@ fn run_batches(target: &Target, stream: &Arc<StreamRegistration>, key: &[u8], mu
         let started = Instant::now();
         let batch = run_one_batch(target, stream, key, read_pending);
         // As 1.2: every run counts, an empty re-read of pending entries too.
-        registrations::record_trigger(&target.id);
+        registration_stats::record_trigger(&target.id);
         let errors = batch.error.iter().cloned().collect();
-        registrations::record_run(&target.id, started.elapsed().as_millis() as u64, Vec::new(), errors);
+        registration_stats::record_run(&target.id, started.elapsed().as_millis() as u64, Vec::new(), errors);
         if !batch.last_id.is_empty() {
-            registrations::record_lag(&target.id, lag_ms(&batch.last_id));
+            registration_stats::record_lag(&target.id, lag_ms(&batch.last_id));
         }
         let mut state = stream.state();
         if state.generation != generation {
