@@ -10,6 +10,3 @@ encode_results = _gears_host.encode_results
 
 # encode_record(record) -> bytes: one record as RedisGears 1.2 sends it.
 encode_record = _gears_host.encode_record
-
-# `[[], []]`: no results, no errors.
-NOTHING = encode_results((), ())

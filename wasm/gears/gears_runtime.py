@@ -195,7 +195,7 @@ def _run_key_event(payload):
     run = flow.run_one(record, errors, format_error)
     # Nobody reads an event's results: only its errors.
     if run.done:
-        return gears_encode.encode_results((), errors) if errors else gears_encode.NOTHING
+        return gears_encode.encode_results((), errors)
     return _finish(run, lambda: gears_encode.encode_results([], errors), registration_id)
 
 

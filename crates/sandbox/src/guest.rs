@@ -153,8 +153,7 @@ impl Guest {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(check_entry);
         let instance = rt.pre.instantiate(&mut store).map_err(create)?;
-        let exports = Exports::get(&mut store, &instance).map_err(create)?;
-        let mut exports = exports;
+        let mut exports = Exports::get(&mut store, &instance).map_err(create)?;
         store.data_mut().reply_space =
             Some(Arc::new(ReplySpace { memory: exports.memory, alloc: exports.alloc.clone() }));
         let mut guest = Guest { store, exports: Arc::new(exports.clone()), poisoned: None };
