@@ -9,10 +9,8 @@ use crate::gears::registration_stats;
 use crate::gears::registrations;
 use crate::gears::registrations::Target;
 use crate::gears::streams;
-use crate::redis::acl;
 use crate::redis::caller;
 use crate::redis::key_reader;
-use crate::redis::run_as::RunAs;
 use crate::runtime::workers;
 use crate::session::CallbackOutput;
 use redis_module::{Context, ContextFlags, KeyType, NotifyEvent, RedisString};
@@ -22,7 +20,7 @@ use std::time::Instant;
 use wasmgears_abi::payload::{self, KeyRead};
 use wasmgears_abi::GuestEntry;
 use wasmgears_abi::Reply;
-use wasmgears_sandbox::{limits, EntrySetup, SandboxError};
+use wasmgears_sandbox::{EntrySetup, SandboxError};
 
 /// The key's type as RedisGears 1.2's `keyTypes` name it (a vanished key is `empty`).
 fn type_name(ctx: &Context, key: &[u8]) -> String {
@@ -68,28 +66,9 @@ pub fn on_event(ctx: &Context, _class: NotifyEvent, event: &str, key: &[u8]) {
 /// a value over the reply cap, without: the guest reads them itself and meets what its
 /// commands meet.
 fn inline_payload(ctx: &Context, target: &Target, key: &[u8], event: &str) -> Vec<u8> {
-    let unread = || payload::key_event(&target.id, key, event, None);
-    if !target.reads_value || !may_read(ctx, &target.session.run_as, key) {
-        return unread();
-    }
-    let name = RedisString::create_from_slice(ctx.ctx, key);
-    let opened = ctx.open_key(&name);
-    let kind = opened.key_type();
-    let value = match kind {
-        KeyType::String => match opened.read() {
-            Ok(Some(value)) if value.len() <= limits::max_reply_bytes() => Some(value),
-            _ => return unread(),
-        },
-        _ => None,
-    };
-    payload::key_event(&target.id, key, event, Some(KeyRead { type_name: key_reader::type_reply_name(kind), value }))
-}
-
-fn may_read(ctx: &Context, run_as: &RunAs, key: &[u8]) -> bool {
-    match run_as {
-        RunAs::Module => true,
-        RunAs::User(name) => acl::user_may_run_all(ctx, name, &[&[b"TYPE", key], &[b"GET", key]]),
-    }
+    let read = target.reads_value.then(|| key_reader::type_and_string(ctx, &target.session.run_as, key)).flatten();
+    let read = read.as_ref().map(|(type_name, value)| KeyRead { type_name, value: value.as_deref() });
+    payload::key_event(&target.id, key, event, read)
 }
 
 /// A stream's notifications, for StreamReader registrations. Redis does not call a subscriber

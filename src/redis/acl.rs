@@ -45,12 +45,6 @@ pub fn denied_for_user(ctx: &Context, name: &str, args: &[&[u8]]) -> Option<Stri
     }
 }
 
-/// Whether ACL user `name` may run every one of `commands` (command and keys; false for a user
-/// that no longer exists or is disabled). One lookup of the user for all of them.
-pub fn user_may_run_all(ctx: &Context, name: &str, commands: &[&[&[u8]]]) -> bool {
-    AclUser::lookup(name).is_ok_and(|user| commands.iter().all(|args| user.denied(ctx, args).is_none()))
-}
-
 const NO_SUCH_USER: &str = "NOPERM no such user";
 
 /// `ENOENT`, which RM_ACLCheckCommandPermissions sets for a command that does not exist.
@@ -64,14 +58,20 @@ pub struct AclUser {
 impl AclUser {
     /// The user `name`, or the refusal when it no longer exists or is disabled.
     pub fn lookup(name: &str) -> Result<AclUser, String> {
-        let name_str = RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes());
+        AclUser::by_name(&RedisString::create_from_slice(std::ptr::null_mut(), name.as_bytes()))
+            .ok_or_else(|| format!("NOPERM the user '{name}' of this session no longer exists or is disabled"))
+    }
+
+    fn by_name(name: &RedisString) -> Option<AclUser> {
         // SAFETY: the name string is valid for the call; the user returned (or null) is ours
         // until freed in Drop.
-        let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name_str.inner) };
+        let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner) };
+        // A null user is never wrapped: dropping the wrapper frees its user.
         if user.is_null() {
-            return Err(format!("NOPERM the user '{name}' of this session no longer exists or is disabled"));
+            None
+        } else {
+            Some(AclUser { user })
         }
-        Ok(AclUser { user })
     }
 
     /// Why this user may not run the command `args`, if not (Redis's own NOPERM texts).
@@ -121,11 +121,8 @@ impl Drop for AclUser {
 }
 
 fn denied_for(ctx: &Context, name: &RedisString, args: &[RedisString]) -> Option<String> {
-    // SAFETY: the user name string is valid for the call; the user returned (or null) is
-    // owned by the AclUser, which frees it.
-    let user = unsafe { raw::RedisModule_GetModuleUserFromUserName.expect("Redis API")(name.inner) };
-    if user.is_null() {
-        return Some(NO_SUCH_USER.into());
+    match AclUser::by_name(name) {
+        Some(user) => user.denied_strings(ctx, args),
+        None => Some(NO_SUCH_USER.into()),
     }
-    AclUser { user }.denied_strings(ctx, args)
 }

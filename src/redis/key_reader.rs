@@ -9,6 +9,7 @@ use crate::redis::reply_convert::{convert, past_cap, OverBudget, ReplyBudget};
 use crate::redis::run_as::RunAs;
 use redis_module::{CallOptionResp, CallOptions, CallOptionsBuilder, Context, KeyType, RedisString};
 use wasmgears_abi::Reply;
+use wasmgears_sandbox::limits::max_reply_bytes;
 
 /// The key's type as `TYPE` answers (module types all as `module`: the guest names every
 /// module type so).
@@ -25,17 +26,23 @@ pub fn type_reply_name(kind: KeyType) -> &'static str {
     }
 }
 
+/// The ACL user whose authority `run_as` names (None: the module's own), or the refusal when
+/// that user no longer exists or is disabled.
+fn user_of(run_as: &RunAs) -> Result<Option<AclUser>, String> {
+    match run_as {
+        RunAs::Module => Ok(None),
+        RunAs::User(name) => AclUser::lookup(name).map(Some),
+    }
+}
+
 /// Per key `[type, value]`, read in `ctx` (the Redis lock held) as the session of `run_as`.
 pub fn read_keys(ctx: &Context, run_as: &RunAs, keys: &[&[u8]]) -> Reply {
-    let user = match run_as {
-        RunAs::Module => None,
-        RunAs::User(name) => match AclUser::lookup(name) {
-            Ok(user) => Some(user),
-            Err(refusal) => {
-                let refused = || Reply::Array(vec![Reply::Error(refusal.clone().into_bytes()), Reply::Null]);
-                return Reply::Array(keys.iter().map(|_| refused()).collect());
-            }
-        },
+    let user = match user_of(run_as) {
+        Ok(user) => user,
+        Err(refusal) => {
+            let refused = || Reply::Array(vec![Reply::Error(refusal.clone().into_bytes()), Reply::Null]);
+            return Reply::Array(keys.iter().map(|_| refused()).collect());
+        }
     };
     let reader = KeyReader { ctx, user: user.as_ref() };
     let mut budget = ReplyBudget::for_guest();
@@ -47,6 +54,26 @@ pub fn read_keys(ctx: &Context, run_as: &RunAs, keys: &[&[u8]]) -> Reply {
         }
     }
     Reply::Array(pairs)
+}
+
+/// The key's type as `TYPE` names it and, for a string, its value: what `TYPE` and `GET` would
+/// answer the session of `run_as` (a sync event's record). None when either is refused, or the
+/// value is over the guest's reply cap: the guest then reads the key with its own commands.
+pub fn type_and_string(ctx: &Context, run_as: &RunAs, key: &[u8]) -> Option<(&'static str, Option<Vec<u8>>)> {
+    let user = user_of(run_as).ok()?;
+    let reader = KeyReader { ctx, user: user.as_ref() };
+    if reader.refusal(&[b"TYPE", key]).is_some() || reader.refusal(&[b"GET", key]).is_some() {
+        return None;
+    }
+    let name = RedisString::create_from_slice(ctx.ctx, key);
+    let opened = ctx.open_key(&name);
+    match opened.key_type() {
+        KeyType::String => {
+            let value = opened.read().ok()??;
+            (value.len() <= max_reply_bytes()).then(|| ("string", Some(value.to_vec())))
+        }
+        kind => Some((type_reply_name(kind), None)),
+    }
 }
 
 struct KeyReader<'a> {

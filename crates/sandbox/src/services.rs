@@ -56,7 +56,7 @@ pub trait RedisCaller: Send {
 
 /// The command that reads a value of the type `TYPE` answered (RedisGears 1.2 reads these
 /// three; other types have no value in a record).
-pub fn value_command<'a>(kind: &Reply, key: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+fn value_command<'a>(kind: &Reply, key: &'a [u8]) -> Option<Vec<&'a [u8]>> {
     match kind {
         Reply::Status(t) | Reply::Bulk(t) => match t.as_slice() {
             b"string" => Some(vec![b"GET", key]),
