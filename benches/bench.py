@@ -9,6 +9,9 @@
 4. Reacting to writes (redis-benchmark, 50 clients, unpipelined and with -P 16): SET with a
    `sync` KeysReader registration doing one execute() vs the same work as a Lua FCALL vs plain
    SET; RG.TRIGGER of a trivial flow (sync and async) vs FCALL of a trivial function.
+5. A cluster of 3 masters (BENCH_CLUSTER_KEYS keys, default 1M, DEBUG POPULATE on each) vs one
+   node with the same number of keys: a distributed count() and countby(), and the round trip
+   of a trivial distributed run (GB('ShardsIDReader').run()) vs the same run on one node.
 """
 import os
 import re
@@ -193,6 +196,81 @@ def reactive_bench(r, port):
         print("    awaits asyncio.sleep(0) (the record waits once)")
 
 
+CLUSTER_KEYS = int(os.environ.get("BENCH_CLUSTER_KEYS", "1000000"))
+COUNT = "GB().count().run()"
+COUNTBY = "GB().countby(lambda r: r['key'][-1]).run()"
+ROUND_TRIP = "GB('ShardsIDReader').run()"
+
+
+def start_server(module, tmp, name, cluster=False):
+    port, bus = free_port(), free_port()
+    workdir = os.path.join(tmp, name)
+    os.makedirs(workdir)
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir,
+            "--logfile", os.path.join(workdir, "redis.log"), "--enable-debug-command", "yes"]
+    if cluster:
+        argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus)]
+    server = subprocess.Popen(argv + ["--loadmodule", module])
+    r = redis.Redis(port=port, socket_timeout=600)
+    for _ in range(300):
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    return server, r, port, bus
+
+
+def wait_until(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not form")
+        time.sleep(0.1)
+
+
+def cluster_bench(module):
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = []
+        try:
+            nodes = [start_server(module, tmp, f"m{i}", cluster=True) for i in range(3)]
+            servers += [n[0] for n in nodes]
+            clients = [n[1] for n in nodes]
+            for _, _, port, bus in nodes[1:]:
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+            size = 16384 // 3
+            for i, c in enumerate(clients):
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * size, 16383 if i == 2 else (i + 1) * size - 1)
+            for c in clients:
+                wait_until(lambda: c.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") >= 0)
+                wait_until(lambda: len(c.execute_command("CLUSTER", "NODES").decode().strip().splitlines()) == 3)
+            single_server, single, _, _ = start_server(module, tmp, "single")
+            servers.append(single_server)
+            # Each shard gets a third of the keys (names of its own: DEBUG POPULATE ignores slots,
+            # which does not matter to a flow reading every key of every shard).
+            for i, c in enumerate(clients):
+                c.execute_command("DEBUG", "POPULATE", CLUSTER_KEYS // 3 + (CLUSTER_KEYS % 3 if i == 0 else 0), f"s{i}key")
+            single.execute_command("DEBUG", "POPULATE", CLUSTER_KEYS, "key")
+            assert clients[1].execute_command("RG.PYEXECUTE", COUNT)[0] == [str(CLUSTER_KEYS).encode()]
+            assert single.execute_command("RG.PYEXECUTE", COUNT)[0] == [str(CLUSTER_KEYS).encode()]
+            print(f"\ncluster of 3 masters vs 1 node, {CLUSTER_KEYS} keys (best of 3):")
+            for name, flow in (("count()", COUNT), ("countby()", COUNTBY)):
+                on3 = best_of(lambda: clients[0].execute_command("RG.PYEXECUTE", flow), 3)
+                on1 = best_of(lambda: single.execute_command("RG.PYEXECUTE", flow), 3)
+                print(f"  {name:10s} 3 shards {on3 * 1e3:9.1f} ms   1 node {on1 * 1e3:9.1f} ms   3 shards/1 node = {on3 / on1:.2f}x")
+            for _ in range(50):
+                clients[0].execute_command("RG.PYEXECUTE", ROUND_TRIP)
+            trip3 = timed(lambda: clients[0].execute_command("RG.PYEXECUTE", ROUND_TRIP), 300)
+            trip1 = timed(lambda: single.execute_command("RG.PYEXECUTE", ROUND_TRIP), 300)
+            (d50, d99), (l50, l99) = percentiles(trip3), percentiles(trip1)
+            print(f"  {ROUND_TRIP!r}: 3 shards p50 {d50:.3f} ms p99 {d99:.3f} ms;"
+                  f" 1 node p50 {l50:.3f} ms p99 {l99:.3f} ms; distributed/local p50 = {d50 / l50:.2f}x")
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait()
+
+
 def main():
     module = os.environ["WASMGEARS_MODULE"]
     native_python = os.environ["WASMGEARS_NATIVE_PYTHON"]
@@ -236,6 +314,8 @@ def main():
     l50, _ = percentiles(lua)
     print(f"ratio native/wasm: p50 {n50 / w50:.1f}x  p99 {n99 / w99:.1f}x  (>1: a wasm session is faster)")
     print(f"ratio wasm/Lua EVAL: p50 {w50 / l50:.1f}x")
+    if os.environ.get("BENCH_CLUSTER", "1") != "0":
+        cluster_bench(module)
 
 
 if __name__ == "__main__":

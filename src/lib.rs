@@ -15,6 +15,7 @@ mod gears;
 mod redis;
 mod runtime;
 mod session;
+mod transport;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -50,6 +51,9 @@ fn load(args: &[RedisString]) -> anyhow::Result<()> {
     workers::start(config.int(EXECUTION_THREADS) as usize)?;
     crate::redis::log::notice(&format!("wasmgears: guest loaded from {}", dir.display()));
     settings::install(config);
+    gears::network_test::install();
+    gears::distributed::install();
+    gears::shard_registrations::install();
     Ok(())
 }
 
@@ -165,6 +169,8 @@ guarded_commands! {
     info_cluster => commands::cluster::info_cluster,
     refresh_cluster => commands::cluster::refresh_cluster,
     hello => commands::cluster::hello,
+    inner_msg_command => commands::cluster::inner_msg_command,
+    network_test => commands::cluster::network_test,
 }
 
 // Outside `cargo test`: the Redis allocator aborts when no Redis is around.
@@ -214,6 +220,8 @@ mod entry {
             ["rg.infocluster", info_cluster, "readonly", 0, 0, 0, ""],
             ["rg.refreshcluster", refresh_cluster, "readonly", 0, 0, 0, ""],
             ["rg.hello", hello, "readonly", 0, 0, 0, ""],
+            ["rg.innermsgcommand", inner_msg_command, "readonly", 0, 0, 0, ""],
+            ["rg.networktest", network_test, "readonly", 0, 0, 0, ""],
         ],
         event_handlers: [
             [@GENERIC @STRING @LIST @SET @HASH @ZSET @EXPIRED @EVICTED @STREAM @MISSED: on_keyspace_event],

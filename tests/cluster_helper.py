@@ -33,12 +33,18 @@ def slot_ranges(shards):
 
 
 class Cluster:
-    def __init__(self, workdir, shards, replicas=0, module_args=()):
+    def __init__(self, workdir, shards, replicas=0, module_args=(), redis_args=(), password=None,
+                 master_args=None):
+        """`master_args(i)`: module arguments of master i only (after `module_args`)."""
         self.masters, self.replicas, self.ranges = [], [], slot_ranges(shards)
+        self.password = password
+        if password is not None:
+            redis_args = ("--requirepass", password, "--masterauth", password, *redis_args)
         for i in range(shards):
-            self.masters.append(ClusterNode(workdir / f"m{i}", module_args).start())
+            own = tuple(module_args) + tuple(master_args(i) if master_args else ())
+            self.masters.append(ClusterNode(workdir / f"m{i}", own, redis_args, password).start())
         for i in range(shards * replicas):
-            self.replicas.append(ClusterNode(workdir / f"r{i}", module_args).start())
+            self.replicas.append(ClusterNode(workdir / f"r{i}", module_args, redis_args, password).start())
         try:
             self._join(replicas)
         except Exception:
@@ -75,7 +81,7 @@ class Cluster:
     def client(self):
         """A cluster-aware client (follows MOVED)."""
         node = self.masters[0]
-        return redis.RedisCluster(host="127.0.0.1", port=node.port, decode_responses=True)
+        return redis.RedisCluster(host="127.0.0.1", port=node.port, decode_responses=True, password=self.password)
 
     def stop(self):
         errors = [e for e in (n.stop() for n in self.nodes) if e]
@@ -87,8 +93,8 @@ def cluster_of(tmp_path):
     """cluster_of(shards, replicas=0) -> a started Cluster, stopped after the test."""
     started = []
 
-    def make(shards, replicas=0):
-        cluster = Cluster(tmp_path / f"c{len(started)}", shards, replicas)
+    def make(shards, replicas=0, **kwargs):
+        cluster = Cluster(tmp_path / f"c{len(started)}", shards, replicas, **kwargs)
         started.append(cluster)
         return cluster
 

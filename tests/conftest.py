@@ -74,8 +74,9 @@ def pyexec_err(client, script, *args):
 
 
 class RedisServer:
-    def __init__(self, workdir, module_args=(), redis_args=()):
+    def __init__(self, workdir, module_args=(), redis_args=(), password=None):
         self.workdir = str(workdir)
+        self.password = password  # with `--requirepass`: every client of the tests logs in
         self.module_args = [str(a) for a in module_args]
         self.redis_args = [str(a) for a in redis_args]  # after the defaults: they override
         self.logfile = os.path.join(self.workdir, "redis.log")
@@ -110,7 +111,7 @@ class RedisServer:
                                              stdout=subprocess.DEVNULL, stderr=errf)
             deadline = time.monotonic() + START_TIMEOUT
             probe = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
-                                socket_connect_timeout=1)
+                                socket_connect_timeout=1, password=self.password)
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
@@ -137,7 +138,8 @@ class RedisServer:
         pytest.fail("could not start redis-server")
 
     def client(self, **kw):
-        opts = dict(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=60)
+        opts = dict(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=60,
+                    password=self.password)
         opts.update(kw)
         c = redis.Redis(**opts)
         self._clients.append(c)
@@ -187,7 +189,7 @@ class RedisServer:
                     + self.log_tail(120) + "\nstderr:\n" + self.stderr_text()[-4000:])
         try:
             c = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
-                            socket_connect_timeout=2)
+                            socket_connect_timeout=2, password=self.password)
             c.shutdown(nosave=True)
         except Exception:
             pass

@@ -6,6 +6,7 @@ Layers, lowest first (docs/architecture.md):
   crates/sandbox  wasmtime, no Redis     - may use abi (and wasmtime/wasi/anyhow/thiserror/tokio)
   src/redis       the module-API adapter
   src/runtime     config, workers, timers, registry, wheelhouse
+  src/transport   links between shards (messages as bytes)
   src/session     sessions and deferred results
   src/gears       the domain
   src/commands    one handler per command
@@ -18,7 +19,7 @@ import re
 import sys
 import tomllib
 
-LAYERS = ["redis", "runtime", "session", "gears", "commands"]
+LAYERS = ["redis", "runtime", "transport", "session", "gears", "commands"]
 TOP = len(LAYERS)  # lib.rs, fuzz_tests.rs
 SANDBOX_DEPS = {"wasmgears-abi", "wasmtime", "wasmtime-wasi", "anyhow", "thiserror", "tokio"}
 PATH = re.compile(r"\bcrate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)")

@@ -12,7 +12,7 @@ PY=$1
 cache=${WASMGEARS_CACHE:-$HOME/.cache/wasmgears}
 
 inputs_key() {
-  { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py \
+  { echo "$(basename "$PY")"; cat "$here"/build.sh "$here"/*.c "$here"/*.h "$here"/gears/*.py "$here"/guest-requirements.txt \
       "$top/tools/snapshot/src/main.rs" "$top/tools/snapshot/Cargo.toml" \
       "$top/crates/sandbox/src/engine_config.rs" "$top/Cargo.lock" "$top/Cargo.toml"; } | sha256sum | cut -c1-16
 }
@@ -36,19 +36,30 @@ clang-19 --target=wasm32-wasi --sysroot="$S" -O2 -Wall -Werror -I"$PY/include" \
   -L"$PY/lib" -lpython3.13 $(cd "$PY/lib" && ls lib*.a | grep -v -e '^libpython3.13.a$' -e '^libz.a$' | sed 's/^lib\(.*\)\.a$/-l\1/') -lz \
   -ldl -lwasi-emulated-signal -lwasi-emulated-getpid -lwasi-emulated-process-clocks -lm
 
+# The pure-Python packages of guest-requirements.txt, from the machine's package index (pip
+# of a venv of the system python3), unpacked next to the runtime's modules.
+if [ ! -x "$cache/build-venv/bin/pip" ]; then python3 -m venv "$cache/build-venv" >&2; fi
+"$cache/build-venv/bin/pip" download -q --no-deps --only-binary=:all: --python-version 3.13 \
+  -d "$T/wheels" -r "$here/guest-requirements.txt" >&2
+mkdir -p "$T/site"
+for wheel in "$T"/wheels/*.whl; do
+  "$PY/native/python" -m zipfile -e "$wheel" "$T/site" >&2
+done
+rm -rf "$T"/site/*.dist-info
+
 cp "$PY/stdlib/python313.zip" "$T/lib/python313.zip"
-"$PY/native/python" - "$top/python-wasi/stdlib-zip.py" "$here/gears" "$T/lib/python313.zip" <<'PYEOF'
+"$PY/native/python" - "$top/python-wasi/stdlib-zip.py" "$T/lib/python313.zip" "$here/gears" "$T/site" <<'PYEOF'
 import importlib.util, pathlib, sys, zipfile
 spec = importlib.util.spec_from_file_location("stdlib_zip", sys.argv[1])
 stdlib_zip = importlib.util.module_from_spec(spec); spec.loader.exec_module(stdlib_zip)
-root = pathlib.Path(sys.argv[2])
-with zipfile.ZipFile(sys.argv[3], "a") as zf:
-    for path in sorted(root.rglob("*.py")):
-        stdlib_zip.compile_into(zf, root, path)
+with zipfile.ZipFile(sys.argv[2], "a") as zf:
+    for root in map(pathlib.Path, sys.argv[3:]):
+        for path in sorted(root.rglob("*.py")):
+            stdlib_zip.compile_into(zf, root, path)
 PYEOF
 
 "$top/target/release/wasmgears-snapshot" "$T/gears-raw.wasm" "$T/lib" "$T/gears.wasm" "$T/gears.cwasm"
-rm -rf "$T/sysroot" "$T/gears-raw.wasm"
+rm -rf "$T/sysroot" "$T/gears-raw.wasm" "$T/wheels" "$T/site"
 # An input edited while this ran: what was built is neither the old inputs nor the new ones.
 if [ "$(inputs_key)" != "$key" ]; then
   rm -rf "$T"

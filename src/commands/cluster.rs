@@ -1,6 +1,5 @@
-//! RG.INFOCLUSTER, RG.REFRESHCLUSTER and RG.HELLO (RedisGears 1.2: src/cluster.c). The links
-//! between shards are not built yet (issue #15): a peer's run id is unknown (nil) and no message
-//! is ever pending.
+//! RG.INFOCLUSTER, RG.REFRESHCLUSTER, RG.HELLO, RG.INNERMSGCOMMAND and RG.NETWORKTEST
+//! (RedisGears 1.2: src/cluster.c, src/module.c).
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -30,7 +29,15 @@ pub fn info_cluster(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
 }
 
 fn shard_info(topology: &Topology, shard: &topology::Shard, run_id: &str) -> RedisValue {
-    let runid = if shard.id == topology.my_id { bulk(run_id) } else { RedisValue::Null };
+    let (runid, pending) = if shard.id == topology.my_id {
+        (bulk(run_id), 0)
+    } else {
+        match crate::transport::peer_status(&shard.id) {
+            Some((Some(peer_run_id), pending)) => (bulk(&peer_run_id), pending),
+            Some((None, pending)) => (RedisValue::Null, pending),
+            None => (RedisValue::Null, 0),
+        }
+    };
     RedisValue::Array(vec![
         bulk("id"),
         bulk(&shard.id),
@@ -47,7 +54,7 @@ fn shard_info(topology: &Topology, shard: &topology::Shard, run_id: &str) -> Red
         bulk("maxHslot"),
         RedisValue::Integer(shard.max_slot),
         bulk("pendingMessages"),
-        RedisValue::Integer(0),
+        RedisValue::Integer(pending as i64),
     ])
 }
 
@@ -66,4 +73,23 @@ pub fn hello(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
 
 fn refreshed(ctx: &Context, new_run_id: bool) -> Result<Topology, RedisError> {
     topology::refresh(ctx, new_run_id).map_err(|e| RedisError::String(format!("ERR {e}")))
+}
+
+/// RG.INNERMSGCOMMAND <sender id> <sender run id> <function> <payload> <message id>: a message
+/// from a peer, run here on the main thread once (a repeat is acknowledged, not run again).
+pub fn inner_msg_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 6 {
+        return Err(RedisError::WrongArity);
+    }
+    let text = |i: usize| String::from_utf8_lossy(args[i].as_slice()).into_owned();
+    let ran = crate::transport::receive(ctx, &text(1), &text(2), &text(3), args[4].as_slice(), &text(5))
+        .map_err(|e| RedisError::String(e.to_string()))?;
+    Ok(RedisValue::SimpleStringStatic(if ran { "OK" } else { "duplicate message ignored" }))
+}
+
+/// RG.NETWORKTEST: a `RG_NetworkTest` message to every peer (each logs it); `OK` at once.
+pub fn network_test(ctx: &Context, _args: Vec<RedisString>) -> RedisResult {
+    refreshed(ctx, false)?;
+    crate::gears::network_test::send().map_err(RedisError::String)?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
 }

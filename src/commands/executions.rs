@@ -167,6 +167,7 @@ pub fn drop_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         reg.remove(&id)
     };
     drop(removed); // outside the lock: this may free the session
+    crate::gears::distributed::dropped(&id); // a distributed run's copies on the peers too
     done(ctx, Reply::Status(b"OK".to_vec()))
 }
 

@@ -1,11 +1,13 @@
 //! RG.PYEXECUTE: runs a script in a new session, on a worker, with the client blocked.
 
-use crate::gears::executions;
+use crate::gears::distributed;
+use crate::gears::executions::{self, Status};
 use crate::gears::flows;
 use crate::gears::linked_sessions;
 use crate::gears::persistence;
 use crate::gears::registrations;
 use crate::gears::saved_state;
+use crate::gears::shard_registrations;
 use crate::redis::caller;
 use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
 use crate::redis::run_as::RunAs;
@@ -19,7 +21,7 @@ use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use wasmgears_abi::Reply;
-use wasmgears_sandbox::ScriptOutcome;
+use wasmgears_sandbox::{RedisCaller, ScriptOutcome};
 
 pub fn pyexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let raw: Vec<&[u8]> = args.iter().skip(1).map(|a| a.as_slice()).collect();
@@ -119,7 +121,19 @@ fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
         return send(tsc, &Reply::Error(msg.into_bytes()));
     }
     let registered = !created.registrations.is_empty();
+    let mut distributing = false;
     let replacing = replaced_session(&args);
+    // In cluster mode the other shards get the registrations too: shipped before anything is
+    // applied here, so a callback that cannot be shipped fails the whole script (as in 1.2).
+    let ids: Vec<String> = created.registrations.iter().map(|r| r.id.clone()).collect();
+    let for_peers = if registered {
+        match shard_registrations::export(&session, &ids) {
+            Ok(script) => script,
+            Err(e) => return send(tsc, &Reply::Error(e.into_bytes())),
+        }
+    } else {
+        None
+    };
     if registered || replacing.is_some() {
         // Checked again here: another script may have taken the id while this one ran.
         if let Some(conflict) = session_conflict(&args).filter(|_| replacing.is_none()) {
@@ -138,33 +152,61 @@ fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
         }
         let saved =
             registered.then(|| persistence::SavedSession::of(&session, replacing.as_ref().map(|s| s.id.clone())));
-        let locked = tsc.lock();
-        saved_state::publish(); // before propagating: an RDB forked meanwhile has it or gets it
-        if let Some(saved) = &saved {
-            persistence::propagate(&locked, saved);
+        {
+            let locked = tsc.lock();
+            saved_state::publish(); // before propagating: an RDB forked meanwhile has it or gets it
+            if let Some(saved) = &saved {
+                persistence::propagate(&locked, saved);
+            }
+        }
+        if let (Some(script), Some(saved)) = (for_peers, saved) {
+            // The client's OK (or the shards' errors) comes once every shard answered.
+            shard_registrations::distribute(&persistence::SavedSession { script, ..saved }, Arc::clone(tsc));
+            distributing = true;
         }
     }
     let Some(execution) = created.executions.into_iter().next() else {
-        return send(tsc, &Reply::Status(b"OK".to_vec()));
+        if !distributing {
+            send(tsc, &Reply::Status(b"OK".to_vec()));
+        }
+        return;
     };
     let abort = executions::add(&execution.id, execution.plan, Arc::clone(&session));
+    // In cluster mode the flow goes to every shard now (1.2 ships it as run() returns: a
+    // callback that cannot be shipped is the script's error).
+    let local = match distributed::start(&execution.id, &session, &abort) {
+        distributed::Start::Local => true,
+        distributed::Start::Distributed => false,
+        distributed::Start::Refused(error) => {
+            let removed = executions::registry().remove(&execution.id);
+            drop(removed);
+            return send(tsc, &Reply::Error(error.into_bytes()));
+        }
+    };
+    let run_here = |redis: Box<dyn RedisCaller>| {
+        if local {
+            flows::run(&execution.id, &session, Arc::clone(&abort), redis);
+        }
+    };
     if registered {
         // A script that registers replies OK; its run() still happens, listed by its id.
-        send(tsc, &Reply::Status(b"OK".to_vec()));
-        tsc.unblock();
-        flows::run(&execution.id, &session, abort, caller::detached(&session.run_as));
+        if !distributing {
+            send(tsc, &Reply::Status(b"OK".to_vec()));
+            tsc.unblock();
+        }
+        run_here(caller::detached(&session.run_as));
     } else if args.unblocking {
         send(tsc, &Reply::Bulk(execution.id.clone().into_bytes()));
         tsc.unblock(); // the client has its id; the flow runs without it
-        flows::run(&execution.id, &session, abort, caller::detached(&session.run_as));
+        run_here(caller::detached(&session.run_as));
     } else {
-        flows::run(&execution.id, &session, abort, caller::for_client(tsc, &session.run_as));
+        run_here(caller::for_client(tsc, &session.run_as));
         // A blocking run's execution is dropped once its client has the results; if its
-        // records wait for async steps, the client waits with them.
+        // records wait for async steps (or other shards), the client waits with them.
         let finished = {
             let mut reg = executions::registry();
             match reg.get_mut(&execution.id) {
-                Some(e) if e.waiting.is_some() => {
+                Some(e) if e.waiting.is_some() || matches!(e.status, Status::Created | Status::Running) => {
                     e.waiters.push(Arc::clone(tsc));
                     e.drop_when_answered = true;
                     return;

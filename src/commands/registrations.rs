@@ -7,7 +7,7 @@ use crate::redis::reply::send;
 use crate::session::CallbackOutput;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::time::Instant;
-use wasmgears_abi::{payload, GuestEntry, Reply};
+use wasmgears_abi::{payload, Reply};
 use wasmgears_sandbox::SandboxError;
 
 const NO_BLOCKING: &str =
@@ -73,18 +73,10 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         [_, id, flag] => (id.to_string_lossy(), flag.to_string_lossy().eq_ignore_ascii_case("abortpending")),
         _ => return Err(RedisError::WrongArity),
     };
-    let session = registrations::session_of(&id);
-    // A registration of a session that failed to restore is still saved: unregistering it
-    // drops it from what is saved.
-    if !registrations::unregister(&id) && !crate::gears::persistence::forget_failed_registration(&id) {
+    if !crate::gears::shard_registrations::unregister_here(ctx, &id, abort_pending) {
         return Err(RedisError::Str("execution is not registered"));
     }
-    crate::gears::saved_state::publish();
-    ctx.replicate("rg.innerunregister", &[id.as_str()]);
-    if let (true, Some(session)) = (abort_pending, session) {
-        // Its records that wait for async steps end with the forced-stop error.
-        session.enter_on_worker(GuestEntry::CancelRegistration, &[id.as_bytes()]);
-    }
+    crate::gears::shard_registrations::unregistered(ctx, &id, abort_pending);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

@@ -19,7 +19,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn failed(status: Status, error: String) -> Outcome {
+    pub fn failed(status: Status, error: String) -> Outcome {
         Outcome { status, results: Vec::new(), errors: vec![error], step_ms: Vec::new() }
     }
 }
@@ -70,7 +70,7 @@ pub fn run(id: &str, session: &Session, abort: Arc<AtomicBool>, redis: Box<dyn R
     finish(id, outcome, started.elapsed().as_millis() as u64);
 }
 
-fn outcome_of(id: &str, result: Result<Reply, SandboxError>) -> Outcome {
+pub fn outcome_of(id: &str, result: Result<Reply, SandboxError>) -> Outcome {
     match result {
         Ok(reply) => split_results(reply),
         Err(e @ SandboxError::Aborted) => Outcome::failed(Status::Aborted, e.to_string()),
@@ -108,7 +108,7 @@ pub fn abort_waiting(id: &str) -> bool {
     true
 }
 
-fn finish(id: &str, outcome: Outcome, total_ms: u64) {
+pub fn finish(id: &str, outcome: Outcome, total_ms: u64) {
     let (waiters, reply, dropped) = {
         let mut reg = executions::registry();
         let Some(e) = reg.get_mut(id) else { return };

@@ -204,6 +204,16 @@ pub fn restore(saved: SavedSession, ctx: Option<*mut redis_module::raw::RedisMod
     failed.push((saved, error));
 }
 
+/// Creates `saved` as a session another shard of the cluster registered (on the main thread:
+/// `ctx` holds the Redis lock); its error, if it could not.
+pub fn install(saved: &SavedSession, ctx: &Context) -> Result<(), String> {
+    for id in &saved.registration_ids {
+        registrations::seen_id(id);
+    }
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| try_restore(saved, Some(ctx.ctx))));
+    attempt.unwrap_or_else(|_| Err("internal error (panic)".to_string()))
+}
+
 fn try_restore(saved: &SavedSession, ctx: Option<*mut redis_module::raw::RedisModuleCtx>) -> Result<(), String> {
     let existing = linked_sessions::find(&saved.id);
     if existing.as_ref().is_some_and(|s| registrations::ids_of(s) == saved.registration_ids) {

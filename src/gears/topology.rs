@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use redis_module::{Context, RedisValue};
 
 use crate::redis::cluster_api;
+use crate::transport;
 
 /// The shard id outside cluster mode (and in a cluster of one shard).
 pub const STANDALONE_ID: &str = "0000000000000000000000000000000000000000";
@@ -30,12 +31,25 @@ pub struct Shard {
 pub struct Topology {
     pub my_id: String,
     pub shards: Vec<Shard>,
+    /// Every slot range: (first slot, last slot, index of its master in `shards`).
+    pub ranges: Vec<(i64, i64, usize)>,
 }
 
 impl Topology {
     /// More than one master: records move between shards, ids carry this node's id.
     pub fn is_cluster_mode(&self) -> bool {
         self.shards.len() > 1
+    }
+
+    /// Where this shard is in `shards`.
+    pub fn my_index(&self) -> Option<usize> {
+        self.shards.iter().position(|s| s.id == self.my_id)
+    }
+
+    /// The slot ranges as a distributed run's stages route records by them:
+    /// `start-end:index,...`.
+    pub fn routing(&self) -> String {
+        self.ranges.iter().map(|(start, end, index)| format!("{start}-{end}:{index}")).collect::<Vec<_>>().join(",")
     }
 
     /// The id that prefixes this shard's execution and registration ids.
@@ -98,12 +112,18 @@ pub fn from_cluster_slots(my_id: &str, reply: &RedisValue) -> Result<Topology, T
     }
     parsed.sort_by_key(|(start, _)| *start);
     let mut shards: Vec<Shard> = Vec::new();
+    let mut ranges = Vec::with_capacity(parsed.len());
     for (_, shard) in parsed {
-        if !shards.iter().any(|s| s.id == shard.id) {
-            shards.push(shard);
-        }
+        let index = match shards.iter().position(|s| s.id == shard.id) {
+            Some(index) => index,
+            None => {
+                shards.push(shard.clone());
+                shards.len() - 1
+            }
+        };
+        ranges.push((shard.min_slot, shard.max_slot, index));
     }
-    Ok(Topology { my_id: my_id.to_string(), shards })
+    Ok(Topology { my_id: my_id.to_string(), shards, ranges })
 }
 
 struct State {
@@ -129,16 +149,46 @@ pub fn refresh(ctx: &Context, new_run_id: bool) -> Result<Topology, TopologyErro
     let topology = match (cluster_api::cluster_enabled(ctx), cluster_api::my_cluster_id()) {
         (true, Some(my_id)) => match cluster_api::cluster_slots(ctx) {
             Ok(reply) => from_cluster_slots(&my_id, &reply)?,
-            Err(_) => Topology { my_id, shards: Vec::new() },
+            Err(_) => Topology { my_id, ..Topology::default() },
         },
         _ => Topology::default(),
     };
-    let mut state = state();
-    state.topology = topology.clone();
-    if new_run_id {
-        state.run_id = cluster_api::random_hex(40);
-    }
+    let run_id = {
+        let mut state = state();
+        state.topology = topology.clone();
+        if new_run_id {
+            state.run_id = cluster_api::random_hex(40);
+        }
+        state.run_id.clone()
+    };
+    connect_peers(ctx, &topology, run_id);
     Ok(topology)
+}
+
+/// The links to the other masters follow the topology (the transport keeps those that did not
+/// change). Outside cluster mode there are none.
+fn connect_peers(ctx: &Context, topology: &Topology, my_run_id: String) {
+    let (user, password) =
+        if topology.is_cluster_mode() { cluster_api::replication_credentials(ctx) } else { (None, None) };
+    let me = transport::Identity { my_id: topology.my_id.clone(), my_run_id, user, password };
+    let peers = if topology.is_cluster_mode() { peers_of(topology) } else { Vec::new() };
+    transport::configure(me, peers);
+}
+
+fn peers_of(topology: &Topology) -> Vec<transport::Peer> {
+    topology
+        .shards
+        .iter()
+        .filter(|s| s.id != topology.my_id)
+        .filter_map(|s| {
+            Some(transport::Peer { id: s.id.clone(), host: s.ip.clone(), port: u16::try_from(s.port).ok()? })
+        })
+        .collect()
+}
+
+/// The current topology (as last read).
+pub fn current() -> Topology {
+    state().topology.clone()
 }
 
 /// This shard's run id (RG.HELLO, RG.INFOCLUSTER's `MyRunId`).
@@ -182,6 +232,9 @@ mod tests {
         let topology = from_cluster_slots(&b, &reply).unwrap();
         assert!(topology.is_cluster_mode());
         assert_eq!(topology.shard_id(), b);
+        assert_eq!(topology.ranges, vec![(0, 4000, 0), (4001, 8191, 0), (8192, 16383, 1)]);
+        assert_eq!(topology.routing(), "0-4000:0,4001-8191:0,8192-16383:1");
+        assert_eq!(topology.my_index(), Some(1));
         assert_eq!(
             topology.shards,
             vec![

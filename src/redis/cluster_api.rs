@@ -43,3 +43,19 @@ pub fn random_hex(len: usize) -> String {
     }
     buf.iter().map(|&b| if b.is_ascii_hexdigit() { b as char } else { '0' }).collect()
 }
+
+/// Redis's own `masteruser` and `masterauth` (None when unset): what a shard logs in to its
+/// peers with, as its replicas do to it.
+pub fn replication_credentials(ctx: &Context) -> (Option<String>, Option<String>) {
+    let get = |name: &str| -> Option<String> {
+        match ctx.call("CONFIG", &["GET", name]) {
+            Ok(redis_module::RedisValue::Array(pair)) => match pair.get(1) {
+                Some(redis_module::RedisValue::BulkString(v)) if !v.is_empty() => Some(v.clone()),
+                Some(redis_module::RedisValue::SimpleString(v)) if !v.is_empty() => Some(v.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    (get("masteruser"), get("masterauth"))
+}

@@ -113,6 +113,8 @@ pub const PLUGIN: &str = "Plugin";
 pub const RUN_SCRIPTS_AS: &str = "RunScriptsAs";
 
 pub const MAX_EXECUTIONS: &str = "MaxExecutions";
+pub const EXECUTION_MAX_IDLE_TIME: &str = "ExecutionMaxIdleTime";
+pub const PYTHON_INSTALL_REQ_MAX_IDLE_TIME: &str = "PythonInstallReqMaxIdleTime";
 pub const MAX_PENDING_EVENTS: &str = "MaxPendingEvents";
 pub const MAX_EXECUTIONS_PER_REGISTRATION: &str = "MaxExecutionsPerRegistration";
 pub const PROFILE_EXECUTIONS: &str = "ProfileExecutions";

@@ -28,6 +28,11 @@ GUEST_ENTRIES = {
     "cancel_registration": 10,
     "profile": 11,
     "self_test": 12,
+    "export_plan": 13,
+    "import_plan": 14,
+    "run_stage": 15,
+    "forget_plan": 16,
+    "export_registrations": 17,
 }
 
 # What the guest asks the host for: gears.host(op, request).

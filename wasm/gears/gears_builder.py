@@ -202,7 +202,9 @@ class GearsBuilder:
             steps.append(("map", str))
         if collect:
             steps.append(("collect",))
-        return gears_runtime._create_execution(Flow(self.reader, arg, kwargs, steps))
+        flow = Flow(self.reader, arg, kwargs, steps)
+        flow.mode = mode
+        return gears_runtime._create_execution(flow)
 
     def register(self, prefix="*", convertToStr=True, collect=True, **kwargs):
         """Registers the flow; applied only if the whole script succeeds. Returns its id."""
@@ -365,6 +367,8 @@ def _stream_registration(prefix, mode, kwargs):
 
 class Flow:
     """A flow ready to run: reader, its argument and kwargs, steps."""
+
+    mode = "async"  # run(mode=...): "async_local" never leaves its shard
 
     def __init__(self, reader, arg, kwargs, steps):
         self.reader, self.arg, self.kwargs, self.steps = reader, arg, kwargs, steps

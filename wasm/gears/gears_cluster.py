@@ -12,6 +12,11 @@ STANDALONE_TAG = "06S"
 _tags = {}
 
 
+def crc16(data):
+    """Redis Cluster's CRC16 (XMODEM) of bytes."""
+    return binascii.crc_hqx(data, 0)
+
+
 def key_slot(text):
     """Redis Cluster's slot of a key without a {hash tag}: CRC16 (XMODEM) modulo 16384."""
     return binascii.crc_hqx(text.encode("utf-8"), 0) % SLOTS

@@ -76,6 +76,18 @@ op_table! {
         /// Decodes and re-encodes the golden vectors inside the guest. Payload: the vectors
         /// JSON; output: the failures, one per line (empty when all pass).
         SelfTest = 12, "self_test";
+        /// A created flow about to run on every shard: `[execution id]` (raw); output its
+        /// number of moves and plan bytes, or nothing when it stays on this shard.
+        ExportPlan = 13, "export_plan";
+        /// A peer's distributed run arrived: `[execution id, plan bytes]`.
+        ImportPlan = 14, "import_plan";
+        /// One stage of a distributed run: `[execution id, stage, routing, input parts...]`.
+        RunStage = 15, "run_stage";
+        /// This shard's part of a distributed run is dropped: `[execution id]` (raw).
+        ForgetPlan = 16, "forget_plan";
+        /// The script's registrations for the other shards: `[ids...]`; output the script
+        /// that registers them there.
+        ExportRegistrations = 17, "export_registrations";
     }
 }
 

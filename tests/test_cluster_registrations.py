@@ -1,0 +1,99 @@
+"""Registrations on every shard (issue #15): a registering script runs once, on the shard that got
+it; every other master registers the same flows under the same ids (in a session with the same id)
+before the client gets OK, or the client gets an array of `ERR shard-<id>: ...` errors (RedisGears
+1.2: Command_Register applies a session's registrations on every shard). A KeysReader
+registration fires on whichever shard owns the written key; RG.UNREGISTER on one shard removes it
+everywhere."""
+import os
+import signal
+
+import pytest
+import redis
+
+from cluster_helper import cluster_of  # noqa: F401 (a fixture)
+from conftest import as_dict, pyexec, pyexec_err, wait_for
+
+
+def registration_ids(node):
+    return [as_dict(r)["id"] for r in node.client().execute_command("RG.DUMPREGISTRATIONS")]
+
+
+def session_ids(node):
+    return [as_dict(s)["ID"] for s in node.client().execute_command("RG.PYDUMPSESSIONS")]
+
+
+def test_a_registration_exists_on_every_shard_with_the_same_ids(cluster_of):
+    cluster = cluster_of(3)
+    first = cluster.masters[1]
+    c = first.client()
+    # Its top level runs once: the counter is incremented on one shard only.
+    script = ("execute('incr', 'ran{%s}' % hashtag())\n"
+              "GB('CommandReader').map(lambda x: x[1:]).register(trigger='echo')")
+    assert pyexec(c, script, "ID", "s1") == "OK"
+    ids = registration_ids(first)
+    assert len(ids) == 1 and ids[0].startswith(first.node_id() + "-")
+    for m in cluster.masters:
+        assert registration_ids(m) == ids
+        assert "s1" in session_ids(m)
+        assert m.client().execute_command("RG.TRIGGER", "echo", "a", "b") == ["['a', 'b']"]
+    rc = cluster.client()
+    ran = [k for m in cluster.masters for k in m.client().keys("ran*")]
+    assert len(ran) == 1 and rc.get(ran[0]) == "1"
+
+
+def test_a_keys_registration_fires_on_the_shard_owning_the_key(cluster_of):
+    cluster = cluster_of(3)
+    c = cluster.masters[0].client()
+    script = ("GB().filter(lambda r: not r['key'].endswith(':seen'))"
+              ".foreach(lambda r: execute('set', r['key'] + ':seen', r['value']))"
+              ".register(prefix='{user*', mode='sync')")
+    assert pyexec(c, script) == "OK"
+    rc = cluster.client()
+    for i in range(60):
+        rc.set("{user%d}" % i, i)
+    assert all(rc.get("{user%d}:seen" % i) == str(i) for i in range(60))
+    fired = [m.client().dbsize() for m in cluster.masters]
+    assert all(n > 0 for n in fired) and sum(fired) == 120, fired
+
+
+def test_unregister_on_one_shard_removes_it_everywhere(cluster_of):
+    cluster = cluster_of(3)
+    assert pyexec(cluster.masters[0].client(), "GB('CommandReader').register(trigger='gone')") == "OK"
+    [rid] = registration_ids(cluster.masters[0])
+    assert cluster.masters[2].client().execute_command("RG.UNREGISTER", rid) == "OK"
+    for m in cluster.masters:
+        assert wait_for(lambda: registration_ids(m) == [], 5), (m.port, registration_ids(m))
+    with pytest.raises(redis.ResponseError, match="subcommand not found"):
+        cluster.masters[1].client().execute_command("RG.TRIGGER", "gone")
+
+
+def test_a_callback_that_cannot_be_shipped_registers_nothing(cluster_of):
+    cluster = cluster_of(2)
+    error = pyexec_err(cluster.masters[0].client(),
+                       "g = (i for i in range(3))\nGB().map(lambda r: next(g)).register()")
+    assert "Error occured when serialized a python callback" in error
+    assert all(registration_ids(m) == [] for m in cluster.masters)
+
+
+def test_a_shard_that_fails_or_does_not_answer_gives_the_array_of_errors(cluster_of):
+    # The third master can hold one session only: the second registering script fails there.
+    cluster = cluster_of(3, master_args=lambda i: ("MaxSessions", 1) if i == 2 else ())
+    a, b, other = cluster.masters
+    c = b.client()
+    assert c.execute_command("RG.CONFIGSET", "PythonInstallReqMaxIdleTime", "1500")[0].startswith("OK")
+    other_id = other.node_id()
+    os.kill(other.pid, signal.SIGSTOP)
+    try:
+        reply = pyexec(c, "GB('CommandReader').register(trigger='t1')")
+    finally:
+        os.kill(other.pid, signal.SIGCONT)
+    assert [str(e) for e in reply] == [f"shard-{other_id}: Execution max idle reached"]
+    assert len(registration_ids(a)) == 1 and len(registration_ids(b)) == 1
+    # The message waited for it: it registers t1 once it runs again.
+    assert wait_for(lambda: registration_ids(other) == registration_ids(b), 10)
+    # A shard that cannot apply them says why; the others keep what they applied (1.2 undoes
+    # nothing either).
+    reply = pyexec(c, "GB('CommandReader').register(trigger='t2')")
+    assert len(reply) == 1 and str(reply[0]).startswith(f"shard-{other_id}: "), reply
+    assert len(registration_ids(a)) == 2 and len(registration_ids(b)) == 2
+    assert len(registration_ids(other)) == 1
