@@ -28,7 +28,7 @@ def test_a_registration_exists_on_every_shard_with_the_same_ids(cluster_of):
     c = first.client()
     # Its top level runs once: the counter is incremented on one shard only.
     script = ("execute('incr', 'ran{%s}' % hashtag())\n"
-              "GB('CommandReader').map(lambda x: x[1:]).register(trigger='echo')")
+              "GB('CommandReader').map(lambda x: x[1:]).register(trigger='echo', mode='async_local')")
     assert pyexec(c, script, "ID", "s1") == "OK"
     ids = registration_ids(first)
     assert len(ids) == 1 and ids[0].startswith(first.node_id() + "-")
@@ -39,6 +39,23 @@ def test_a_registration_exists_on_every_shard_with_the_same_ids(cluster_of):
     rc = cluster.client()
     ran = [k for m in cluster.masters for k in m.client().keys("ran*")]
     assert len(ran) == 1 and rc.get(ran[0]) == "1"
+
+
+def test_an_async_trigger_runs_on_every_shard(cluster_of):
+    cluster = cluster_of(3)
+    c = cluster.masters[0].client()
+    # As in 1.2: an async registration's run is a distributed execution (the shard count);
+    # async_local and sync ones stay on the shard the trigger came to.
+    assert pyexec(c, "GB('CommandReader').count().register(trigger='shards')") == "OK"
+    assert pyexec(c, "GB('CommandReader').count().register(trigger='here', mode='async_local')") == "OK"
+    assert pyexec(c, "GB('CommandReader').map(lambda a: a[1]).register(trigger='args')") == "OK"
+    for m in cluster.masters:
+        t = m.client()
+        assert t.execute_command("RG.TRIGGER", "shards") == ["3"]
+        assert t.execute_command("RG.TRIGGER", "here") == ["1"]
+        assert t.execute_command("RG.TRIGGER", "args", "x") == ["x", "x", "x"]
+    stats = {as_dict(r)["id"]: as_dict(as_dict(r)["RegistrationData"]) for r in c.execute_command("RG.DUMPREGISTRATIONS")}
+    assert sorted(s["numTriggered"] for s in stats.values()) == [1, 1, 1]  # each run counted where it began
 
 
 def test_a_keys_registration_fires_on_the_shard_owning_the_key(cluster_of):
@@ -97,3 +114,47 @@ def test_a_shard_that_fails_or_does_not_answer_gives_the_array_of_errors(cluster
     assert len(reply) == 1 and str(reply[0]).startswith(f"shard-{other_id}: "), reply
     assert len(registration_ids(a)) == 2 and len(registration_ids(b)) == 2
     assert len(registration_ids(other)) == 1
+
+
+def stream_status(node):
+    [entry] = node.client().execute_command("RG.DUMPREGISTRATIONS")
+    return as_dict(as_dict(entry)["RegistrationData"])["status"]
+
+
+def test_pause_unpause_and_clear_stats_act_on_every_shard(cluster_of):
+    cluster = cluster_of(3)
+    c = cluster.masters[0].client()
+    assert pyexec(c, "GB('StreamReader').foreach(lambda r: None).register(prefix='s*')") == "OK"
+    [rid] = registration_ids(cluster.masters[0])
+    assert cluster.masters[1].client().execute_command("RG.PAUSEREGISTRATIONS", rid) == "OK"
+    for m in cluster.masters:
+        assert wait_for(lambda: stream_status(m) == "PAUSED", 5), (m.port, stream_status(m))
+    assert cluster.masters[2].client().execute_command("RG.UNPAUSEREGISTRATIONS", rid) == "OK"
+    for m in cluster.masters:
+        assert wait_for(lambda: stream_status(m) == "OK", 5)
+    rc = cluster.client()
+    for i in range(30):
+        rc.xadd("s{%d}" % i, {"x": i})
+    triggered = lambda m: as_dict(as_dict(m.client().execute_command("RG.DUMPREGISTRATIONS")[0])["RegistrationData"])["numTriggered"]
+    assert wait_for(lambda: sum(triggered(m) for m in cluster.masters) >= 30, 10)
+    assert c.execute_command("RG.CLEARREGISTRATIONSSTATS") == "OK"
+    for m in cluster.masters:
+        assert wait_for(lambda: triggered(m) == 0, 5)
+
+
+def test_abort_of_a_distributed_run_ends_it_on_every_shard(cluster_of):
+    cluster = cluster_of(2)
+    a, b = cluster.masters
+    c = a.client()
+    # b's part sleeps: the run waits for it, and RG.ABORTEXECUTION ends it there and here.
+    script = ("import time\n"
+              "GB('ShardsIDReader').map(lambda x: (time.sleep(3) if x == %r else None, x)[1]).run()"
+              % b.node_id())
+    exec_id = pyexec(c, script, "UNBLOCKING")
+    listed = lambda node: {e[1]: e[3] for e in node.client().execute_command("RG.DUMPEXECUTIONS")}
+    assert wait_for(lambda: listed(b).get(exec_id) == "running", 5), listed(b)
+    assert c.execute_command("RG.ABORTEXECUTION", exec_id) == "OK"
+    results, errors = c.execute_command("RG.GETRESULTSBLOCKING", exec_id)
+    assert results == [] and errors and "abort" in errors[0].lower()
+    assert listed(a)[exec_id] == "aborted"
+    assert wait_for(lambda: listed(b).get(exec_id) == "aborted", 5), listed(b)

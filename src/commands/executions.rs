@@ -183,5 +183,7 @@ pub fn abort_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     // One waiting for async records is in no guest call to stop: it ends here.
     crate::gears::flows::abort_waiting(&id);
+    // A distributed run waiting for other shards ends here too, and on every shard.
+    crate::gears::distributed::abort(&id);
     done(ctx, Reply::Status(b"OK".to_vec()))
 }

@@ -21,12 +21,54 @@ pub fn trigger(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let record: Vec<Vec<u8>> = args[1..].iter().map(|a| a.as_slice().to_vec()).collect();
     let name = String::from_utf8_lossy(&record[0]).into_owned();
     let target = registrations::find_trigger(&name).ok_or(RedisError::Str("ERR subcommand not found"))?;
+    if !target.sync && runs_on_every_shard(ctx, &target.id) {
+        if crate::redis::flags::blocking_denied(ctx) {
+            return Err(RedisError::Str(NO_BLOCKING));
+        }
+        trigger_on_every_shard(ctx, target, record);
+        return Ok(RedisValue::NoReply);
+    }
     let payload = payload::trigger(&target.id, &record);
     // A sync trigger runs right here, on the main thread (also inside MULTI and Lua).
     let inline = target.sync;
     crate::gears::client_callbacks::run_and_answer(ctx, target, payload, None, inline, trigger_reply)
         .map_err(|()| RedisError::Str(NO_BLOCKING))?;
     Ok(RedisValue::NoReply)
+}
+
+/// An `async` registration's run in cluster mode reads every shard, as in 1.2 (`async_local`
+/// and `sync` ones stay here).
+fn runs_on_every_shard(ctx: &Context, id: &str) -> bool {
+    if !crate::redis::cluster_api::cluster_enabled(ctx) {
+        return false;
+    }
+    let in_cluster = crate::gears::topology::current().is_cluster_mode()
+        || crate::gears::topology::refresh(ctx, false).is_ok_and(|t| t.is_cluster_mode());
+    in_cluster && registrations::with_registration(id, |r| r.mode == "async").unwrap_or(false)
+}
+
+/// RG.TRIGGER of such a registration: every shard runs its copy of it on the trigger's args;
+/// the client gets the initiator's results (with the default collect: all of them).
+fn trigger_on_every_shard(ctx: &Context, target: registrations::Target, record: Vec<Vec<u8>>) {
+    let client = std::sync::Arc::new(crate::redis::worker_context::WorkerContext::block(ctx));
+    let started = Instant::now();
+    registration_stats::record_trigger(&target.id);
+    let (id, session) = (target.id.clone(), target.session.clone());
+    crate::runtime::workers::submit(move || {
+        let on_done_id = id.clone();
+        let on_done = Box::new(move |outcome: crate::gears::flows::Outcome| {
+            let first_error = outcome.errors.first().cloned();
+            let ms = started.elapsed().as_millis() as u64;
+            registration_stats::record_unlisted_run(&on_done_id, ms, first_error.as_deref());
+            let reply = match first_error {
+                Some(e) => Reply::Error(e.into_bytes()),
+                None => Reply::Array(outcome.results),
+            };
+            client.reply(&reply);
+            client.unblock();
+        });
+        crate::gears::distributed::start_registered(&id, session, record, on_done);
+    });
 }
 
 /// RG.TRIGGER's reply: the results, or the first error.
@@ -80,11 +122,12 @@ pub fn unregister(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
-pub fn clear_registrations_stats(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn clear_registrations_stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
     registration_stats::clear_stats();
+    crate::gears::shard_registrations::everywhere(ctx, "clear", "");
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
@@ -109,20 +152,28 @@ fn pause_or_unpause(id: &str, pause: bool) -> RedisResult {
 /// RG.PAUSEREGISTRATIONS [ABORTPENDING] <id>: a StreamReader registration stops taking
 /// batches (entries keep arriving and wait). RedisGears checks `argc != 2` before parsing
 /// ABORTPENDING, so its ABORTPENDING form can only fail; ours takes the id after it.
-pub fn pause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn pause_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy()).collect();
-    match words.as_slice() {
-        [flag] if flag.eq_ignore_ascii_case("abortpending") => Err(RedisError::Str("ERR no registration to pause")),
-        [id] => pause_or_unpause(id, true),
-        [flag, id] if flag.eq_ignore_ascii_case("abortpending") => pause_or_unpause(id, true),
-        _ => Err(RedisError::WrongArity),
-    }
+    let id = match words.as_slice() {
+        [flag] if flag.eq_ignore_ascii_case("abortpending") => {
+            return Err(RedisError::Str("ERR no registration to pause"))
+        }
+        [id] => id,
+        [flag, id] if flag.eq_ignore_ascii_case("abortpending") => id,
+        _ => return Err(RedisError::WrongArity),
+    };
+    let done = pause_or_unpause(id, true)?;
+    crate::gears::shard_registrations::everywhere(ctx, "pause", id);
+    Ok(done)
 }
 
 /// RG.UNPAUSEREGISTRATIONS <id>: resumes it; what waited is processed.
-pub fn unpause_registrations(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn unpause_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let [_, id] = args.as_slice() else {
         return Err(RedisError::WrongArity);
     };
-    pause_or_unpause(&id.to_string_lossy(), false)
+    let id = id.to_string_lossy();
+    let done = pause_or_unpause(&id, false)?;
+    crate::gears::shard_registrations::everywhere(ctx, "unpause", &id);
+    Ok(done)
 }

@@ -32,11 +32,17 @@ use crate::session::Session;
 use crate::transport;
 
 const PLAN: &str = "wg.plan";
+const PLAN_REGISTERED: &str = "wg.planreg";
 const RECEIVED: &str = "wg.received";
 const RUN: &str = "wg.run";
 const PART: &str = "wg.part";
 const DROP: &str = "wg.drop";
+const ABORT: &str = "wg.abort";
 pub const MAX_IDLE_REACHED: &str = "Execution max idle reached";
+
+/// What a registration's distributed run does with its outcome on the initiator (answer the
+/// client of RG.TRIGGER); called on a worker.
+pub type OnDone = Box<dyn FnOnce(Outcome) + Send>;
 
 /// One shard's part of a stage's input: the packed records it sent (bytes of the guest).
 type Blobs = Vec<Vec<u8>>;
@@ -62,6 +68,29 @@ struct Part {
     started: Instant,
     /// Ended by the idle limit: the last stage runs with what arrived.
     idle: bool,
+    /// A registration's run (not listed as an execution): who gets the outcome.
+    on_done: Option<OnDone>,
+}
+
+impl Part {
+    fn new(session: Arc<Session>, abort: Arc<AtomicBool>, shards: Vec<String>, me: usize, initiator: usize) -> Part {
+        Part {
+            session,
+            abort,
+            shards,
+            me,
+            initiator,
+            routing: String::new(),
+            moves: 0,
+            received: 0,
+            inbox: HashMap::new(),
+            waiting_stage: 1,
+            last_progress: Instant::now(),
+            started: Instant::now(),
+            idle: false,
+            on_done: None,
+        }
+    }
 }
 
 /// Lock order: level 3, taken alone (never while calling into a session, Redis or a link).
@@ -73,10 +102,14 @@ fn parts() -> MutexGuard<'static, HashMap<String, Part>> {
 
 pub fn install() {
     transport::on(PLAN, on_plan);
+    transport::on(PLAN_REGISTERED, on_plan_registered);
     transport::on(RECEIVED, on_received);
     transport::on(RUN, on_run);
     transport::on(PART, on_part);
     transport::on(DROP, on_drop);
+    transport::on(ABORT, |_, _, id| {
+        abort_here(&text(id));
+    });
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -129,21 +162,7 @@ pub fn start(id: &str, session: &Arc<Session>, abort: &Arc<AtomicBool>) -> Start
         user.as_bytes(),
         &plan,
     ]);
-    let part = Part {
-        session: Arc::clone(session),
-        abort: Arc::clone(abort),
-        shards,
-        me,
-        initiator: me,
-        routing,
-        moves,
-        received: 0,
-        inbox: HashMap::new(),
-        waiting_stage: 1,
-        last_progress: Instant::now(),
-        started: Instant::now(),
-        idle: false,
-    };
+    let part = Part { routing, moves, ..Part::new(Arc::clone(session), Arc::clone(abort), shards, me, me) };
     parts().insert(id.to_string(), part);
     started_here().insert(id.to_string());
     set_status(id, Status::Running);
@@ -153,6 +172,80 @@ pub fn start(id: &str, session: &Arc<Session>, abort: &Arc<AtomicBool>) -> Start
         return fail(id, e);
     }
     Start::Distributed
+}
+
+/// A registration's run on every shard (RG.TRIGGER of an `async` CommandReader registration in
+/// cluster mode, as 1.2 runs it): each shard runs registration `registration` of its own, on
+/// `record`; `on_done` gets the initiator's outcome. On a worker.
+pub fn start_registered(registration: &str, session: Arc<Session>, record: Vec<Vec<u8>>, on_done: OnDone) {
+    let topology = topology::current();
+    let Some(me) = topology.my_index().filter(|_| topology.is_cluster_mode()) else {
+        return on_done(Outcome::failed(Status::Done, "not in cluster mode".into()));
+    };
+    let id = executions::next_id();
+    let mut fields: Vec<&[u8]> = vec![id.as_bytes(), registration.as_bytes()];
+    fields.extend(record.iter().map(|a| a.as_slice()));
+    let moves = match plan_registered(&session, &encode_args(&fields)) {
+        Ok(moves) => moves,
+        Err(e) => return on_done(Outcome::failed(Status::Done, e)),
+    };
+    let shards: Vec<String> = topology.shards.iter().map(|s| s.id.clone()).collect();
+    let routing = topology.routing();
+    let mut message: Vec<&[u8]> = vec![id.as_bytes()];
+    let me_text = me.to_string();
+    let shard_list = shards.join(",");
+    message.extend([me_text.as_bytes(), shard_list.as_bytes(), routing.as_bytes()]);
+    message.extend(&fields[1..]);
+    let payload = encode_args(&message);
+    let abort = Arc::new(AtomicBool::new(false));
+    let part = Part { routing, moves, on_done: Some(on_done), ..Part::new(session, abort, shards, me, me) };
+    parts().insert(id.clone(), part);
+    watch_idle(id.clone());
+    if let Err(e) = transport::broadcast(PLAN_REGISTERED, &payload) {
+        if let Some(part) = parts().remove(&id) {
+            conclude(&id, part, Outcome::failed(Status::Done, e));
+        }
+    }
+}
+
+/// The session's part of a registration's run: its number of moves.
+fn plan_registered(session: &Arc<Session>, payload: &[u8]) -> Result<usize, String> {
+    let setup = EntrySetup::new(caller::detached(&session.run_as));
+    let out = session.callback(GuestEntry::PlanRegistered, payload, setup).map_err(|e| e.to_string())?;
+    let planned = FlowResults::decode(out.reply).ok_or("malformed plan from the sandbox")?;
+    if !planned.errors.is_empty() {
+        return Err(planned.errors.join(" "));
+    }
+    Ok(planned.results.first().and_then(as_int).ok_or("malformed plan from the sandbox")? as usize)
+}
+
+/// A peer: [id, initiator index, shard ids, routing, registration id, record...].
+fn on_plan_registered(ctx: &Context, sender: &str, payload: &[u8]) {
+    let Ok(fields) = decode_args(payload) else { return };
+    let [id, initiator, shards, routing, registration, record @ ..] = fields.as_slice() else { return };
+    let _ = topology::refresh(ctx, false);
+    let (id, routing, registration) = (text(id), text(routing), text(registration));
+    let shards: Vec<String> = text(shards).split(',').map(str::to_string).collect();
+    let initiator: usize = text(initiator).parse().unwrap_or(usize::MAX);
+    let me = topology::current().my_id;
+    let Some(me) = shards.iter().position(|s| *s == me) else {
+        return answer(sender, &id, "this shard is not in the run's topology");
+    };
+    let Some(session) = crate::gears::registrations::session_of(&registration) else {
+        return answer(sender, &id, &format!("registration {registration} is not on this shard"));
+    };
+    let mut guest_fields: Vec<Vec<u8>> = vec![id.clone().into_bytes(), registration.into_bytes()];
+    guest_fields.extend(record.iter().map(|a| a.to_vec()));
+    let sender = sender.to_string();
+    workers::submit(move || match plan_registered(&session, &encode_args(&guest_fields)) {
+        Ok(moves) => {
+            let abort = Arc::new(AtomicBool::new(false));
+            parts().insert(id.clone(), Part { routing, moves, ..Part::new(session, abort, shards, me, initiator) });
+            watch_idle(id.clone());
+            answer(&sender, &id, "");
+        }
+        Err(e) => answer(&sender, &id, &e),
+    });
 }
 
 fn fail(id: &str, error: String) -> Start {
@@ -208,6 +301,22 @@ fn forget(id: &str) -> bool {
     }
 }
 
+/// RG.ABORTEXECUTION of a distributed run: it ends as aborted here and on every shard
+/// (a stage running now stops through the abort flag the command set).
+pub fn abort(id: &str) {
+    if abort_here(id) {
+        let _ = transport::broadcast(ABORT, id.as_bytes());
+    }
+}
+
+fn abort_here(id: &str) -> bool {
+    let Some(part) = parts().remove(id) else { return false };
+    part.abort.store(true, std::sync::atomic::Ordering::Relaxed);
+    part.session.enter_on_worker(GuestEntry::ForgetPlan, &[id.as_bytes()]);
+    conclude(id, part, Outcome::failed(Status::Aborted, SandboxError::Aborted.to_string()));
+    true
+}
+
 // ---- receivers (main thread) ------------------------------------------------------------
 
 /// A peer: [id, initiator index, shard ids, routing, user, plan].
@@ -255,24 +364,7 @@ fn load_plan(
     let plan_steps: Vec<String> =
         loaded.results[1..].iter().filter_map(as_bytes).map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
     let abort = executions::add(id, plan_steps, Arc::clone(&session));
-    parts().insert(
-        id.to_string(),
-        Part {
-            session,
-            abort,
-            shards,
-            me,
-            initiator,
-            routing,
-            moves,
-            received: 0,
-            inbox: HashMap::new(),
-            waiting_stage: 1,
-            last_progress: Instant::now(),
-            started: Instant::now(),
-            idle: false,
-        },
-    );
+    parts().insert(id.to_string(), Part { routing, moves, ..Part::new(session, abort, shards, me, initiator) });
     watch_idle(id.to_string());
     Ok(())
 }
@@ -287,9 +379,11 @@ fn on_received(_ctx: &Context, sender: &str, payload: &[u8]) {
     let [id, error] = fields.as_slice() else { return };
     let (id, error) = (text(id), text(error));
     if !error.is_empty() {
-        if forget(&id) {
-            flows::finish(&id, Outcome::failed(Status::Done, format!("shard {sender}: {error}")), 0);
+        let removed = parts().remove(&id);
+        if let Some(part) = removed {
+            part.session.enter_on_worker(GuestEntry::ForgetPlan, &[id.as_bytes()]);
             let _ = transport::broadcast(DROP, id.as_bytes());
+            conclude(&id, part, Outcome::failed(Status::Done, format!("shard {sender}: {error}")));
         }
         return;
     }
@@ -387,21 +481,31 @@ fn run_stage(id: String, stage: usize, input: Blobs) {
     });
 }
 
+/// The run ended here with `outcome`: a registration's goes to its `on_done`, an execution's
+/// is stored (and answered) as a local one's.
+fn conclude(id: &str, part: Part, outcome: Outcome) {
+    let ms = part.started.elapsed().as_millis() as u64;
+    if let Some(on_done) = part.on_done {
+        workers::submit(move || on_done(outcome));
+        return;
+    }
+    flows::finish(id, outcome, ms);
+    if part.me == part.initiator && executions::registry().get(id).is_none() {
+        dropped(id); // a blocking RG.PYEXECUTE's run, dropped once answered
+    }
+}
+
 fn stage_done(id: &str, stage: usize, result: Result<Reply, SandboxError>) {
-    let found = parts().get(id).map(|p| (p.moves, p.me, p.initiator, p.shards.clone(), p.started, p.idle));
-    let Some((moves, me, initiator, shards, started, idle)) = found else { return };
+    let found = parts().get(id).map(|p| (p.moves, p.me, p.initiator, p.shards.clone(), p.idle));
+    let Some((moves, me, initiator, shards, idle)) = found else { return };
     if stage == moves || result.is_err() {
-        parts().remove(id);
+        let Some(part) = parts().remove(id) else { return };
         let mut outcome = flows::outcome_of(id, result);
         if idle {
             outcome.status = Status::Aborted;
             outcome.errors.push(MAX_IDLE_REACHED.to_string());
         }
-        flows::finish(id, outcome, started.elapsed().as_millis() as u64);
-        if me == initiator && executions::registry().get(id).is_none() {
-            dropped(id); // a blocking RG.PYEXECUTE's run, dropped once answered
-        }
-        return;
+        return conclude(id, part, outcome);
     }
     let pairs = match result.map(FlowResults::decode) {
         Ok(Some(r)) => r.results,
@@ -466,14 +570,15 @@ fn check_idle(id: String) {
     match expired {
         Some((stage, input)) => run_stage(id, stage, input),
         None => {
-            if parts().remove(&id).is_some() {
+            let removed = parts().remove(&id);
+            if let Some(part) = removed {
                 let outcome = Outcome {
                     status: Status::Aborted,
                     results: Vec::new(),
                     errors: vec![MAX_IDLE_REACHED.to_string()],
                     step_ms: Vec::new(),
                 };
-                flows::finish(&id, outcome, 0);
+                conclude(&id, part, outcome);
             }
         }
     }

@@ -28,6 +28,9 @@ use crate::transport;
 const REGISTER: &str = "wg.register";
 const REGISTERED: &str = "wg.registered";
 const UNREGISTER: &str = "wg.unregister";
+const PAUSE: &str = "wg.pause";
+const UNPAUSE: &str = "wg.unpause";
+const CLEAR_STATS: &str = "wg.clearstats";
 
 /// A client waiting for the other shards to apply its script's registrations.
 struct Waiting {
@@ -48,6 +51,31 @@ pub fn install() {
     transport::on(REGISTER, on_register);
     transport::on(REGISTERED, on_registered);
     transport::on(UNREGISTER, on_unregister);
+    transport::on(PAUSE, |_, _, id| {
+        crate::gears::streams::set_paused_by_id(&text(id), true);
+    });
+    transport::on(UNPAUSE, |_, _, id| {
+        crate::gears::streams::set_paused_by_id(&text(id), false);
+    });
+    transport::on(CLEAR_STATS, |_, _, _| crate::gears::registration_stats::clear_stats());
+}
+
+/// In cluster mode, tells every other shard what RG.PAUSEREGISTRATIONS,
+/// RG.UNPAUSEREGISTRATIONS or RG.CLEARREGISTRATIONSSTATS did here (1.2 runs them on every
+/// shard). `what`: `pause`, `unpause` or `clear`.
+pub fn everywhere(ctx: &Context, what: &str, id: &str) {
+    let function = match what {
+        "pause" => PAUSE,
+        "unpause" => UNPAUSE,
+        _ => CLEAR_STATS,
+    };
+    if in_cluster(ctx) {
+        let _ = transport::broadcast(function, id.as_bytes());
+    }
+}
+
+fn in_cluster(ctx: &Context) -> bool {
+    crate::redis::cluster_api::cluster_enabled(ctx) && topology::refresh(ctx, false).is_ok_and(|t| t.is_cluster_mode())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -181,7 +209,7 @@ pub fn unregister_here(ctx: &Context, id: &str, abort_pending: bool) -> bool {
 
 /// `RG.UNREGISTER` succeeded here: the other shards unregister it too.
 pub fn unregistered(ctx: &Context, id: &str, abort_pending: bool) {
-    if topology::refresh(ctx, false).is_ok_and(|t| t.is_cluster_mode()) {
+    if in_cluster(ctx) {
         let flag: &[u8] = if abort_pending { b"1" } else { b"0" };
         let _ = transport::broadcast(UNREGISTER, &encode_args(&[id.as_bytes(), flag]));
     }

@@ -33,6 +33,7 @@ GUEST_ENTRIES = {
     "run_stage": 15,
     "forget_plan": 16,
     "export_registrations": 17,
+    "plan_registered": 18,
 }
 
 # What the guest asks the host for: gears.host(op, request).

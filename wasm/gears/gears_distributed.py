@@ -158,6 +158,7 @@ class Distributed:
         self.stages = stages(steps)
         self.errors = []
         self.kept = {}  # stage -> this shard's own records for it
+        self.records = None  # a registration's run: the event's records instead of the reader
 
     def finish_stage(self, index, records, errors, routing, me, initiator, format_error):
         """Stage `index` ended: its records go on. The encoded [[target, bytes], ...] for the
@@ -179,6 +180,8 @@ class Distributed:
         """Stage `index`'s input: the reader for the first, else this shard's own records, then
         the records of `blobs`."""
         if index == 0:
+            if self.records is not None:
+                return self.records
             import gears_readers
             return gears_readers.READERS[self.reader](self.arg, **self.kwargs)
         records = self.kept.pop(index, [])

@@ -426,6 +426,21 @@ def _export_registrations(payload):
     return gears_encode.encode_results([script], [])
 
 
+def _plan_registered(payload):
+    """A registration's run on every shard (an async trigger in cluster mode): payload
+    [execution id, registration id, the trigger's args...] (each shard has the registration
+    under the same id); encoded [number of moves]."""
+    import gears_distributed
+    execution_id, registration_id, *record = _decode_args(payload, b"ssv")
+    flow = _registrations.get(registration_id)
+    if flow is None:
+        return _not_here(registration_id)
+    part = gears_distributed.Distributed(flow.reader, flow.arg, flow.kwargs, flow.steps)
+    part.records = [record]
+    _distributed[execution_id] = part
+    return gears_encode.encode_results([len(part.stages) - 1], [])
+
+
 def _forget_plan(payload):
     """A distributed run ended or was dropped before its last stage here."""
     _distributed.pop(payload.decode("utf-8", "replace"), None)
@@ -470,6 +485,7 @@ _ENTRIES = {
     "run_stage": _run_stage,
     "forget_plan": _forget_plan,
     "export_registrations": _export_registrations,
+    "plan_registered": _plan_registered,
 }
 # code -> (entry, whether it runs flows: see gears_profile.profiled)
 _BY_CODE = {gears_abi.GUEST_ENTRIES[name]: (entry, getattr(entry, "runs_flows", False))

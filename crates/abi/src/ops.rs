@@ -88,6 +88,8 @@ op_table! {
         /// The script's registrations for the other shards: `[ids...]`; output the script
         /// that registers them there.
         ExportRegistrations = 17, "export_registrations";
+        /// A registration's run on every shard: `[execution id, registration id, args...]`.
+        PlanRegistered = 18, "plan_registered";
     }
 }
 
