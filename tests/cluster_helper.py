@@ -16,7 +16,7 @@ class ClusterNode(RedisServer):
     bus_port = None
 
     def _argv(self):
-        self.bus_port = free_port()
+        self.bus_port = self.bus_port or free_port()
         argv = super()._argv()
         at = argv.index("--loadmodule")
         return argv[:at] + ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -24,6 +24,14 @@ class ClusterNode(RedisServer):
 
     def node_id(self):
         return self.client().execute_command("CLUSTER", "MYID")
+
+    def restart_empty(self):
+        """Stops the node and starts it again on the same ports with no data (the tests save
+        nothing: no RDB, no AOF), keeping only its nodes.conf: its id and its slots."""
+        self.fixed_port = self.port
+        self.stop()
+        self._clients = []
+        return self.start()
 
 
 def slot_ranges(shards):

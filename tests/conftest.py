@@ -102,7 +102,7 @@ class RedisServer:
         env = dict(os.environ)
         env[HOST_SECRET_VAR] = HOST_SECRET_VAL
         for attempt in range(3):
-            self.port = free_port()
+            self.port = getattr(self, "fixed_port", None) or free_port()
             if os.path.exists(self.logfile):
                 os.unlink(self.logfile)
             with open(self.stderrfile, "wb") as errf:

@@ -11,7 +11,7 @@ from conftest import pyexec
 
 MARK_OWNER = """
 GB().foreach(lambda r: execute('set', 'seen:' + r['key'], execute('CLUSTER', 'MYID'))).register(prefix='k:*', mode='sync')
-GB('CommandReader').map(lambda a: execute('CLUSTER', 'MYID') + ':' + a[1]).register(trigger='whoami')
+GB('CommandReader').map(lambda a: execute('CLUSTER', 'MYID') + ':' + a[1]).register(trigger='whoami', mode='async_local')
 GB('CommandReader').map(lambda a: 'hooked ' + a[1]).register(hook='get', keyprefix='h:', mode='sync')
 """
 

@@ -158,3 +158,21 @@ def test_abort_of_a_distributed_run_ends_it_on_every_shard(cluster_of):
     assert results == [] and errors and "abort" in errors[0].lower()
     assert listed(a)[exec_id] == "aborted"
     assert wait_for(lambda: listed(b).get(exec_id) == "aborted", 5), listed(b)
+
+
+def test_a_shard_restarted_empty_gets_the_registrations_back(cluster_of):
+    cluster = cluster_of(3)
+    a, b, c = cluster.masters
+    assert pyexec(a.client(), "GB('CommandReader').count().register(trigger='back', mode='async_local')",
+                  "ID", "keep") == "OK"
+    ids = registration_ids(a)
+    assert registration_ids(c) == ids
+    c_id = c.node_id()
+    c.restart_empty()
+    assert c.node_id() == c_id and c.client().dbsize() == 0
+    # Its peers greet it anew (another run id) and send what began on them.
+    assert wait_for(lambda: registration_ids(c) == ids, 20), (registration_ids(c), c.log_tail())
+    assert "keep" in session_ids(c)
+    assert c.client().execute_command("RG.TRIGGER", "back") == ["1"]
+    # The shards that kept theirs are left as they were (the same session, not replaced).
+    assert registration_ids(b) == ids and session_ids(b).count("keep") == 1

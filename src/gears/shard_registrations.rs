@@ -58,6 +58,34 @@ pub fn install() {
         crate::gears::streams::set_paused_by_id(&text(id), false);
     });
     transport::on(CLEAR_STATS, |_, _, _| crate::gears::registration_stats::clear_stats());
+    transport::on_greeted(|peer| {
+        let peer = peer.to_string();
+        workers::submit(move || resend_to(&peer));
+    });
+}
+
+/// A peer that (re)started gets every session whose registrations began on this shard: one
+/// restarted with an empty data dir, or a new master, gets the registrations it lacks (one
+/// that has them already keeps them: the same session with the same ids is left alone).
+fn resend_to(peer: &str) {
+    let me = topology::current().shard_id().to_string();
+    for session in crate::gears::linked_sessions::linked() {
+        let ids = registrations::ids_of(&session);
+        if ids.is_empty() || !ids.iter().all(|id| id.starts_with(&me)) {
+            continue; // none, or another shard's: that one sends it
+        }
+        let script = match export(&session, &ids) {
+            Ok(Some(script)) => script,
+            Ok(None) => return,
+            Err(e) => {
+                crate::redis::log::warning(&format!("wasmgears: session {} not sent to {peer}: {e}", session.id));
+                continue;
+            }
+        };
+        let saved = SavedSession { script, ..SavedSession::of(&session, None) };
+        let payload = encode_args(&[b"0".to_vec(), encode_args(&saved.fields())]);
+        let _ = transport::send(peer, REGISTER, payload);
+    }
 }
 
 /// In cluster mode, tells every other shard what RG.PAUSEREGISTRATIONS,
@@ -186,6 +214,10 @@ fn on_registered(_ctx: &Context, sender: &str, payload: &[u8]) {
     let Ok(fields) = decode_args(payload) else { return };
     let [request, error] = fields.as_slice() else { return };
     let Ok(request) = text(request).parse::<u64>() else { return };
+    if request == 0 && !error.is_empty() {
+        // A session resent to a peer that (re)started: nobody waits for it.
+        crate::redis::log::warning(&format!("wasmgears: shard {sender} could not register a session: {}", text(error)));
+    }
     answered(request, sender, &text(error));
     finish_if_done(request);
 }

@@ -148,20 +148,34 @@ impl Link {
         let mut connection = redis::Client::open(info)?.get_connection_with_timeout(IO_TIMEOUT)?;
         connection.set_read_timeout(Some(IO_TIMEOUT))?;
         connection.set_write_timeout(Some(IO_TIMEOUT))?;
-        let run_id: String = redis::cmd("RG.HELLO").query(&mut connection)?;
-        let mut state = self.state();
-        if state.peer_run_id.as_ref().is_some_and(|known| *known != run_id) {
-            let dropped = state.outbox.clear();
-            if dropped > 0 {
-                crate::redis::log::notice(&format!(
-                    "wasmgears: shard {} restarted; {dropped} messages for it dropped",
-                    self.peer.id
-                ));
-            }
-        }
-        state.peer_run_id = Some(run_id);
-        state.connected = true;
+        self.hello(&mut connection)?;
         Ok(connection)
+    }
+
+    /// RG.HELLO: the peer's run id. A new one means it started or restarted: what was queued
+    /// for its previous run is void, and the domain hears of it (`transport::on_greeted`).
+    fn hello(&self, connection: &mut redis::Connection) -> redis::RedisResult<()> {
+        let run_id: String = redis::cmd("RG.HELLO").query(connection)?;
+        let new_run = {
+            let mut state = self.state();
+            if state.peer_run_id.as_ref().is_some_and(|known| *known != run_id) {
+                let dropped = state.outbox.clear();
+                if dropped > 0 {
+                    crate::redis::log::notice(&format!(
+                        "wasmgears: shard {} restarted; {dropped} messages for it dropped",
+                        self.peer.id
+                    ));
+                }
+            }
+            let new_run = state.peer_run_id.as_ref() != Some(&run_id);
+            state.peer_run_id = Some(run_id);
+            state.connected = true;
+            new_run
+        };
+        if new_run {
+            super::greeted(&self.peer.id);
+        }
+        Ok(())
     }
 
     /// Writes what is queued, batch by batch, until the connection fails or the link stops.
@@ -169,8 +183,15 @@ impl Link {
         loop {
             let batch = {
                 let mut state = self.state();
-                while state.outbox.is_empty() && !state.stopped {
-                    state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                if state.outbox.is_empty() && !state.stopped {
+                    // Idle: a HELLO every second finds a peer that went away or restarted
+                    // (1.2 only noticed when it next had something to send).
+                    state = self.wake.wait_timeout(state, RETRY).unwrap_or_else(|p| p.into_inner()).0;
+                    if state.outbox.is_empty() && !state.stopped {
+                        drop(state);
+                        self.hello(connection)?;
+                        continue;
+                    }
                 }
                 if state.stopped {
                     return Ok(());
