@@ -54,6 +54,9 @@ fn load(args: &[RedisString]) -> anyhow::Result<()> {
     gears::network_test::install();
     gears::distributed::install();
     gears::shard_registrations::install();
+    gears::cluster_query::install();
+    commands::executions::install();
+    commands::registrations::install();
     Ok(())
 }
 

@@ -149,3 +149,26 @@ def test_runs_work_with_requirepass_and_masterauth(cluster_of):
     cluster = cluster_of(3, password="an0ther-secret")
     load(cluster, 600)
     assert pyexec(cluster.masters[2].client(), "GB().count().run()") == [["600"], []]
+
+
+def test_getexecution_and_the_dumps_ask_every_shard(cluster_of):
+    cluster = cluster_of(3)
+    load(cluster, 300)
+    a = cluster.masters[1]
+    c = a.client()
+    exec_id = pyexec(c, "GB().count().run()", "UNBLOCKING")
+    assert c.execute_command("RG.GETRESULTSBLOCKING", exec_id) == [["300"], []]
+    # 1.2: CLUSTER is the default in cluster mode; this shard's entry first.
+    entries = c.execute_command("RG.GETEXECUTION", exec_id)
+    assert [e[1] for e in entries][0] == a.node_id()
+    assert sorted(e[1] for e in entries) == sorted(m.node_id() for m in cluster.masters)
+    assert all(e[0] == "shard_id" and e[2] == "execution_plan" for e in entries)
+    assert c.execute_command("RG.GETEXECUTION", exec_id, "CLUSTER") == entries
+    assert [e[1] for e in c.execute_command("RG.GETEXECUTION", exec_id, "SHARD")] == [a.node_id()]
+    # Beyond 1.2: every shard's executions and registrations with one command.
+    everywhere = c.execute_command("RG.DUMPEXECUTIONS", "CLUSTER")
+    assert [e[1] for e in everywhere].count(exec_id) == 3
+    assert pyexec(c, "GB('CommandReader').register(trigger='seen')") == "OK"
+    regs = c.execute_command("RG.DUMPREGISTRATIONS", "CLUSTER")
+    assert len(regs) == 3 and len({r[1] for r in regs}) == 1
+    assert len(c.execute_command("RG.DUMPREGISTRATIONS")) == 1

@@ -1,6 +1,7 @@
 //! The execution commands: RG.DUMPEXECUTIONS, RG.GETEXECUTION, RG.GETRESULTS,
 //! RG.GETRESULTSBLOCKING, RG.DROPEXECUTION, RG.ABORTEXECUTION (spec §1.1, §1.4).
 
+use crate::gears::cluster_query;
 use crate::gears::executions::{self, Execution, Status};
 use crate::gears::topology;
 use crate::redis::flags::{blocking_denied, BLOCKING_NOT_ALLOWED};
@@ -26,10 +27,13 @@ fn done(ctx: &Context, reply: Reply) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 1 {
-        return Err(RedisError::WrongArity);
-    }
+/// The questions other shards may ask this one (gears::cluster_query).
+pub fn install() {
+    cluster_query::on("dumpexecutions", |_, _| executions_list());
+    cluster_query::on("getexecution", |_, id| execution_entry(&String::from_utf8_lossy(id)));
+}
+
+fn executions_list() -> Reply {
     let list = executions::registry()
         .iter()
         .map(|(id, e)| {
@@ -43,7 +47,32 @@ pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             ])
         })
         .collect();
-    done(ctx, Reply::Array(list))
+    Reply::Array(list)
+}
+
+/// RG.DUMPEXECUTIONS [CLUSTER]: this shard's executions, or (an argument beyond 1.2, which
+/// its users asked for: RedisGears issue #691) every shard's.
+pub fn dump_executions(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    match args.len() {
+        1 => done(ctx, executions_list()),
+        2 if args[1].to_string_lossy().eq_ignore_ascii_case("cluster") => {
+            if !cluster_query::in_cluster(ctx) {
+                return done(ctx, executions_list());
+            }
+            let client = Arc::new(WorkerContext::block(ctx));
+            cluster_query::ask_all("dumpexecutions", b"", executions_list(), client, cluster_query::concatenated);
+            Ok(RedisValue::NoReply)
+        }
+        _ => Err(RedisError::WrongArity),
+    }
+}
+
+/// `["shard_id", id, "execution_plan", [...]]` of execution `id` here (an error if missing).
+fn execution_entry(id: &str) -> Reply {
+    match executions::registry().get(id).map(plan_reply) {
+        Some(plan) => Reply::Array(vec![bulk("shard_id"), bulk(topology::shard_id()), bulk("execution_plan"), plan]),
+        None => Reply::Error(format!("ERR {NO_PLAN}").into_bytes()),
+    }
 }
 
 fn plan_reply(e: &Execution) -> Reply {
@@ -102,25 +131,29 @@ pub fn get_execution(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     let id = args[1].to_string_lossy();
-    let plan = executions::registry().get(&id).map(plan_reply).ok_or(RedisError::Str(NO_PLAN))?;
-    if let Some(mode) = args.get(2).map(|a| a.to_string_lossy().to_ascii_uppercase()) {
-        match mode.as_str() {
-            "SHARD" => {}
-            "CLUSTER" => {
-                return Err(RedisError::Str("no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead"))
-            }
-            _ => return Err(RedisError::Str("unknown subcommand")),
-        }
+    if executions::registry().get(&id).is_none() {
+        return Err(RedisError::Str(NO_PLAN));
     }
-    done(
-        ctx,
-        Reply::Array(vec![Reply::Array(vec![
-            bulk("shard_id"),
-            bulk(topology::shard_id()),
-            bulk("execution_plan"),
-            plan,
-        ])]),
-    )
+    let in_cluster = cluster_query::in_cluster(ctx);
+    let cluster_wide = match args.get(2).map(|a| a.to_string_lossy().to_ascii_uppercase()) {
+        None => in_cluster, // 1.2: CLUSTER is the default in cluster mode
+        Some(mode) if mode == "SHARD" => false,
+        Some(mode) if mode == "CLUSTER" => {
+            if !in_cluster {
+                return Err(RedisError::Str("no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead"));
+            }
+            true
+        }
+        Some(_) => return Err(RedisError::Str("unknown subcommand")),
+    };
+    let mine = execution_entry(&id);
+    if !cluster_wide {
+        return done(ctx, Reply::Array(vec![mine]));
+    }
+    // Each shard's entry: this one first, then the others (1.2: a ShardsIDReader run + collect).
+    let client = Arc::new(WorkerContext::block(ctx));
+    cluster_query::ask_all("getexecution", id.as_bytes(), mine, client, Reply::Array);
+    Ok(RedisValue::NoReply)
 }
 
 /// RG.GETRESULTS <id> [...]: `argc < 2` is the only arity check, extra arguments are ignored.

@@ -1,5 +1,6 @@
 //! RG.TRIGGER, RG.TRIGGERONKEY, RG.DUMPREGISTRATIONS, RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS.
 
+use crate::gears::cluster_query;
 use crate::gears::flows::split_results;
 use crate::gears::registration_stats;
 use crate::gears::registrations;
@@ -100,11 +101,28 @@ pub fn trigger_on_key(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     trigger(ctx, args)
 }
 
+/// The questions other shards may ask this one (gears::cluster_query).
+pub fn install() {
+    cluster_query::on("dumpregistrations", |_, _| crate::gears::registration_dump::dump());
+}
+
+/// RG.DUMPREGISTRATIONS [CLUSTER]: this shard's, or (an argument beyond 1.2: its issue #759
+/// asked for the statistics of every shard) one entry per registration and shard, this
+/// shard's first.
 pub fn dump_registrations(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 1 {
-        return Err(RedisError::WrongArity);
+    let mine = crate::gears::registration_dump::dump();
+    match args.len() {
+        1 => send(ctx, &mine),
+        2 if args[1].to_string_lossy().eq_ignore_ascii_case("cluster") => {
+            if !cluster_query::in_cluster(ctx) {
+                send(ctx, &mine);
+                return Ok(RedisValue::NoReply);
+            }
+            let client = std::sync::Arc::new(crate::redis::worker_context::WorkerContext::block(ctx));
+            cluster_query::ask_all("dumpregistrations", b"", mine, client, cluster_query::concatenated);
+        }
+        _ => return Err(RedisError::WrongArity),
     }
-    send(ctx, &crate::gears::registration_dump::dump());
     Ok(RedisValue::NoReply)
 }
 

@@ -3,6 +3,7 @@
 //! them. Stands on sessions, the runtime services and the Redis adapter; commands stand on it.
 
 pub mod client_callbacks;
+pub mod cluster_query;
 pub mod command_hooks;
 pub mod command_scope;
 pub mod distributed;
