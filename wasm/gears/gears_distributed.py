@@ -12,6 +12,9 @@ Nothing a peer sends is read outside a sandbox.
 """
 import bisect
 import marshal
+import pickle
+
+import cloudpickle  # imported in the snapshot: free in every session
 
 import gears_cluster
 import gears_pipeline
@@ -23,13 +26,11 @@ SERIALIZE_ERROR = "Failed serializing record"
 
 def export(flow):
     """The flow as bytes for the other shards."""
-    import cloudpickle
     return cloudpickle.dumps((flow.reader, flow.arg, flow.kwargs, flow.steps))
 
 
 def load(data):
     """(reader, arg, kwargs, steps) from export()'s bytes."""
-    import pickle
     return pickle.loads(data)
 
 
@@ -37,7 +38,6 @@ def registering_script(entries):
     """The script another shard runs to register the same flows: [(Flow, spec fields,
     onRegistered)] as cloudpickle bytes inside it (the other shard keeps and saves this script
     as its session's, so a restart there registers them again)."""
-    import cloudpickle
     data = cloudpickle.dumps([((f.reader, f.arg, f.kwargs, f.steps), fields, on_registered)
                               for f, fields, on_registered in entries])
     return ("import gears_distributed\ngears_distributed.register_all(%r)\n" % data).encode()

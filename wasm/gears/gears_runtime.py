@@ -13,6 +13,7 @@ import _gears_host
 import gears_abi
 import gears_api
 import gears_async
+import gears_distributed
 import gears_encode
 import gears_host
 import gears_pipeline
@@ -351,7 +352,6 @@ def _export_plan(payload):
     """A created flow about to run on every shard (cluster mode): encoded [number of moves,
     plan bytes]; nothing for a flow that stays here (mode async_local); an error when one of
     its callbacks cannot be shipped (1.2's words)."""
-    import gears_distributed
     execution_id = payload.decode("utf-8", "replace")
     flow = _flows.get(execution_id)
     if flow is None:
@@ -373,7 +373,6 @@ def _import_plan(payload):
     """A peer's run arrived: payload [execution id, plan bytes]; encoded [number of moves,
     its plan steps as RG.GETEXECUTION shows them...]."""
     import gears_builder
-    import gears_distributed
     execution_id, data = _decode_args(payload, b"sb")
     try:
         reader, arg, kwargs, steps = gears_distributed.load(data)
@@ -392,7 +391,6 @@ def _run_stage(payload):
     index, the initiator's, the other shards' parts of its input (bytes)...]. The last stage
     answers [[results], [errors]] as a flow does (and this shard's part ends); another answers
     [[target shard index, bytes], ...] for the other shards."""
-    import gears_distributed
     execution_id, index, routing, me, initiator, *blobs = _decode_args(payload, b"sssssb")
     part = _distributed.get(execution_id)
     if part is None:
@@ -415,7 +413,6 @@ def _export_registrations(payload):
     """This script's registrations for the other shards of a cluster: payload [ids...];
     encoded [the script that registers them there] (their flows as cloudpickle bytes), or the
     error when one of their callbacks cannot be shipped (1.2's words)."""
-    import gears_distributed
     ids = _fields(payload)
     try:
         entries = [(_registrations[i], *_registration_specs[i]) for i in ids]
@@ -430,7 +427,6 @@ def _plan_registered(payload):
     """A registration's run on every shard (an async trigger in cluster mode): payload
     [execution id, registration id, the trigger's args...] (each shard has the registration
     under the same id); encoded [number of moves]."""
-    import gears_distributed
     execution_id, registration_id, *record = _decode_args(payload, b"ssv")
     flow = _registrations.get(registration_id)
     if flow is None:
