@@ -72,6 +72,12 @@ def test_a_message_runs_once_and_bad_ones_get_1_2s_errors(cluster_of):
         c.execute_command("RG.INNERMSGCOMMAND", fake, "r" * 40, "NoSuchReceiver", "x", 5)
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
         c.execute_command("RG.INNERMSGCOMMAND", fake, "r" * 40, "RG_NetworkTest", "x")
+    # Only the links' user (masteruser, here unset: default) may send one.
+    c.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all")
+    app = cluster.masters[1].client(username="app", password="pw")
+    with pytest.raises(redis.ResponseError, match="is for the links between shards"):
+        app.execute_command(*args, 7)
+    assert cluster.masters[1].log_text().count(f"Got test network message from {fake}") == 3
 
 
 def test_messages_wait_for_a_frozen_peer_and_are_delivered_when_it_answers(cluster_of):

@@ -81,6 +81,15 @@ pub fn inner_msg_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 6 {
         return Err(RedisError::WrongArity);
     }
+    // Only the links between shards send it: they log in as `masteruser` (or `default`). A
+    // message may create sessions and registrations, so no other user may send one.
+    let user = ctx.get_current_user().to_string_lossy();
+    let link_user = crate::redis::cluster_api::replication_credentials(ctx).0.unwrap_or_else(|| "default".into());
+    if user != link_user {
+        return Err(RedisError::String(format!(
+            "ERR RG.INNERMSGCOMMAND is for the links between shards (user {link_user}), not for user {user}"
+        )));
+    }
     let text = |i: usize| String::from_utf8_lossy(args[i].as_slice()).into_owned();
     let ran = crate::transport::receive(ctx, &text(1), &text(2), &text(3), args[4].as_slice(), &text(5))
         .map_err(|e| RedisError::String(e.to_string()))?;
