@@ -176,3 +176,19 @@ def test_a_shard_restarted_empty_gets_the_registrations_back(cluster_of):
     assert c.client().execute_command("RG.TRIGGER", "back") == ["1"]
     # The shards that kept theirs are left as they were (the same session, not replaced).
     assert registration_ids(b) == ids and session_ids(b).count("keep") == 1
+
+
+def test_a_sessions_wheels_travel_with_it(cluster_of, tmp_path):
+    wheels = os.environ.get("WASMGEARS_TEST_WHEELS")
+    if not wheels:
+        pytest.fail("WASMGEARS_TEST_WHEELS is not set (make test sets them)")
+    empty = tmp_path / "empty-wheelhouse"
+    empty.mkdir()
+    # The third master's wheelhouse is empty: it gets `six` with the session, as in 1.2.
+    cluster = cluster_of(3, master_args=lambda i: ("WheelhouseDir", wheels if i < 2 else empty))
+    script = ("import six\n"
+              "GB('CommandReader').map(lambda a: six.__version__).register(trigger='six', mode='async_local')")
+    assert pyexec(cluster.masters[0].client(), script, "REQUIREMENTS", "six") == "OK"
+    versions = {m.client().execute_command("RG.TRIGGER", "six")[0] for m in cluster.masters}
+    assert len(versions) == 1
+    assert [p.name for p in empty.iterdir() if p.name.startswith("six-")]

@@ -161,7 +161,8 @@ fn run_script(args: PyExecuteArgs, run_as: RunAs, tsc: &Client) {
         }
         if let (Some(script), Some(saved)) = (for_peers, saved) {
             // The client's OK (or the shards' errors) comes once every shard answered.
-            shard_registrations::distribute(&persistence::SavedSession { script, ..saved }, Arc::clone(tsc));
+            let for_peers = persistence::SavedSession { script, ..saved };
+            shard_registrations::distribute(&for_peers, &session.requirements, Arc::clone(tsc));
             distributing = true;
         }
     }

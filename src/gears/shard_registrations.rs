@@ -21,6 +21,8 @@ use crate::gears::persistence::{self, SavedSession};
 use crate::gears::{registrations, saved_state, topology};
 use crate::redis::caller;
 use crate::redis::worker_context::WorkerContext;
+use crate::runtime::requirement_bundle::{self, Bundle};
+use crate::runtime::wheelhouse::{self, Requirement};
 use crate::runtime::{settings, timers, workers};
 use crate::session::Session;
 use crate::transport;
@@ -83,8 +85,7 @@ fn resend_to(peer: &str) {
             }
         };
         let saved = SavedSession { script, ..SavedSession::of(&session, None) };
-        let payload = encode_args(&[b"0".to_vec(), encode_args(&saved.fields())]);
-        let _ = transport::send(peer, REGISTER, payload);
+        let _ = transport::send(peer, REGISTER, message(0, &saved, &session.requirements));
     }
 }
 
@@ -130,12 +131,12 @@ pub fn export(session: &Arc<Session>, ids: &[String]) -> Result<Option<Vec<u8>>,
 
 /// Sends `saved` (the session as the other shards create it) to every peer; `client` gets
 /// `OK` or the shards' errors once all answered (or `PythonInstallReqMaxIdleTime` passed).
-pub fn distribute(saved: &SavedSession, client: Arc<WorkerContext>) {
+pub fn distribute(saved: &SavedSession, wheels: &[Requirement], client: Arc<WorkerContext>) {
     let topology = topology::current();
     let peers: HashSet<String> =
         topology.shards.iter().map(|s| s.id.clone()).filter(|id| *id != topology.my_id).collect();
     let request = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-    let payload = encode_args(&[request.to_string().into_bytes(), encode_args(&saved.fields())]);
+    let payload = message(request, saved, wheels);
     waiting().insert(request, Waiting { client, shards: peers.clone(), errors: Vec::new() });
     for peer in &peers {
         if let Err(e) = transport::send(peer, REGISTER, payload.clone()) {
@@ -145,6 +146,37 @@ pub fn distribute(saved: &SavedSession, client: Arc<WorkerContext>) {
     let limit = settings::int(crate::runtime::config::PYTHON_INSTALL_REQ_MAX_IDLE_TIME).max(1) as u64;
     timers::after(Duration::from_millis(limit), move || expire(request));
     finish_if_done(request);
+}
+
+/// [request, the session's saved fields, its requirements' wheels (1.2 ships them with the
+/// session: a master whose wheelhouse lacks one gets it)].
+fn message(request: u64, saved: &SavedSession, wheels: &[Requirement]) -> Vec<u8> {
+    let bundles: Vec<Vec<u8>> = wheels
+        .iter()
+        .map(|r| {
+            requirement_bundle::encode(&Bundle {
+                name: r.name.clone(),
+                os: requirement_bundle::PURE_OS.to_string(),
+                wheels: vec![(r.file.clone(), r.bytes.to_vec())],
+            })
+        })
+        .collect();
+    encode_args(&[request.to_string().into_bytes(), encode_args(&saved.fields()), encode_args(&bundles)])
+}
+
+/// Puts the shipped wheels this master's wheelhouse lacks into it (as RG.PYIMPORTREQ does).
+fn import_wheels(bundles: &[u8]) {
+    let Ok(bundles) = decode_args(bundles) else { return };
+    let dir = settings::wheelhouse_dir();
+    for data in bundles {
+        let Ok(bundle) = requirement_bundle::decode(data) else { continue };
+        let missing = bundle.wheels.iter().any(|(file, _)| dir.as_ref().is_some_and(|d| !d.join(file).exists()));
+        if missing {
+            if let Err(e) = wheelhouse::import(dir.as_deref(), &bundle) {
+                crate::redis::log::warning(&format!("wasmgears: requirement {} not imported: {e}", bundle.name));
+            }
+        }
+    }
 }
 
 fn shard_error(shard: &str, error: &str) -> Reply {
@@ -192,8 +224,9 @@ fn finish_if_done(request: u64) {
 /// RG.INNERREGISTER applies a session, then sent to this shard's replicas and AOF.
 fn on_register(ctx: &Context, sender: &str, payload: &[u8]) {
     let Ok(fields) = decode_args(payload) else { return };
-    let [request, saved] = fields.as_slice() else { return };
+    let [request, saved, wheels] = fields.as_slice() else { return };
     let _ = topology::refresh(ctx, false); // the link the answer goes back on
+    import_wheels(wheels);
     let saved = decode_args(saved).ok().and_then(|f| SavedSession::from_fields(&f));
     let error = match saved {
         None => "malformed registration message".to_string(),
