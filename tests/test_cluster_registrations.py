@@ -192,3 +192,16 @@ def test_a_sessions_wheels_travel_with_it(cluster_of, tmp_path):
     versions = {m.client().execute_command("RG.TRIGGER", "six")[0] for m in cluster.masters}
     assert len(versions) == 1
     assert [p.name for p in empty.iterdir() if p.name.startswith("six-")]
+
+
+def test_upgrade_replaces_the_session_on_every_shard(cluster_of):
+    cluster = cluster_of(3)
+    c = cluster.masters[0].client()
+    v1 = "GB('CommandReader').map(lambda a: 'v1').register(trigger='ver', mode='async_local')"
+    v2 = "GB('CommandReader').map(lambda a: 'v2').register(trigger='ver', mode='async_local')"
+    assert pyexec(c, v1, "ID", "app") == "OK"
+    assert pyexec(cluster.masters[1].client(), v2, "ID", "app", "UPGRADE") == "OK"
+    for m in cluster.masters:
+        assert m.client().execute_command("RG.TRIGGER", "ver") == ["v2"]
+        assert session_ids(m).count("app") == 1
+        assert len(registration_ids(m)) == 1

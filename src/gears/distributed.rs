@@ -164,7 +164,6 @@ pub fn start(id: &str, session: &Arc<Session>, abort: &Arc<AtomicBool>) -> Start
     ]);
     let part = Part { routing, moves, ..Part::new(Arc::clone(session), Arc::clone(abort), shards, me, me) };
     parts().insert(id.to_string(), part);
-    started_here().insert(id.to_string());
     set_status(id, Status::Running);
     watch_idle(id.to_string());
     if let Err(e) = transport::broadcast(PLAN, &payload) {
@@ -273,18 +272,13 @@ fn set_status(id: &str, status: Status) {
     }
 }
 
-/// The runs this shard started that its peers still hold a copy of.
-static STARTED_HERE: OnceLock<Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-
-fn started_here() -> MutexGuard<'static, std::collections::HashSet<String>> {
-    STARTED_HERE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The initiator's execution `id` is gone (answered and dropped, or RG.DROPEXECUTION): so are
-/// its copies on the peers.
+/// its copies on the peers. Any run this shard started may have them (a peer that has none
+/// ignores the message).
 pub fn dropped(id: &str) {
     forget(id);
-    if started_here().remove(id) {
+    let topology = topology::current();
+    if topology.is_cluster_mode() && id.starts_with(&topology.my_id) {
         let _ = transport::broadcast(DROP, id.as_bytes());
     }
 }
