@@ -274,20 +274,9 @@ def cluster_bench(module):
 def main():
     module = os.environ["WASMGEARS_MODULE"]
     native_python = os.environ["WASMGEARS_NATIVE_PYTHON"]
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp,
-             "--logfile", os.path.join(tmp, "redis.log"), "--enable-debug-command", "yes",
-             "--loadmodule", module])
+        server, r, port, _ = start_server(module, tmp, "single")
         try:
-            r = redis.Redis(port=port)
-            for _ in range(300):
-                try:
-                    r.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.1)
             for _ in range(200):  # warm-up: page cache, pool slots
                 r.execute_command("RG.PYEXECUTE", "x=1")
             wasm = timed(lambda: r.execute_command("RG.PYEXECUTE", "x=1"), ITERATIONS)

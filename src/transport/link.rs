@@ -173,7 +173,7 @@ impl Link {
             new_run
         };
         if new_run {
-            super::greeted(&self.peer.id);
+            super::greeting::greeted(&self.peer.id);
         }
         Ok(())
     }

@@ -5,8 +5,11 @@
 //! them meaning. Below the gears domain: it knows peers by id and address, nothing more.
 
 mod dedup;
+mod greeting;
 mod link;
 mod outbox;
+
+pub use greeting::on_greeted;
 
 pub use link::{Identity, Peer};
 
@@ -19,23 +22,6 @@ use link::Link;
 
 /// What runs a message on the receiving shard's main thread: (context, sender id, payload).
 pub type Receiver = fn(&Context, &str, &[u8]);
-
-/// Called (on the link's thread) when a peer is greeted with a run id not seen before: it
-/// started, or restarted and lost what it was sent.
-pub type Greeted = fn(&str);
-
-static GREETED: OnceLock<Greeted> = OnceLock::new();
-
-/// Registers what runs when a peer (re)appears (at load).
-pub fn on_greeted(f: Greeted) {
-    let _ = GREETED.set(f);
-}
-
-fn greeted(peer: &str) {
-    if let Some(f) = GREETED.get() {
-        f(peer);
-    }
-}
 
 #[derive(Default)]
 struct Network {
