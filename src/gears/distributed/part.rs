@@ -52,6 +52,9 @@ pub struct Part {
     pub started: Instant,
     /// Ended by the idle limit: the last stage runs with what arrived.
     pub idle: bool,
+    /// A stage of it runs in the session now: the idle limit counts only waiting (as 1.2 arms
+    /// its timer only while an execution is paused).
+    pub running: bool,
     /// A registration's run (not listed as an execution): who gets the outcome.
     pub on_done: Option<OnDone>,
 }
@@ -78,6 +81,7 @@ impl Part {
             last_progress: Instant::now(),
             started: Instant::now(),
             idle: false,
+            running: false,
             on_done: None,
         }
     }

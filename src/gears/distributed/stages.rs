@@ -46,7 +46,8 @@ pub fn take_ready(part: &mut Part) -> Option<(usize, Blobs)> {
 }
 
 pub fn run_stage(id: String, stage: usize, input: Blobs) {
-    let found = parts().get(&id).map(|p| {
+    let found = parts().get_mut(&id).map(|p| {
+        p.running = true;
         (Arc::clone(&p.session), Arc::clone(&p.abort), p.routing.clone(), p.me.to_string(), p.initiator.to_string())
     });
     let Some((session, abort, routing, me, initiator)) = found else { return };
@@ -79,7 +80,11 @@ pub fn conclude(id: &str, part: Part, outcome: Outcome) {
 }
 
 pub fn stage_done(id: &str, stage: usize, result: Result<Reply, SandboxError>) {
-    let found = parts().get(id).map(|p| (p.moves, p.me, p.initiator, p.shards.clone(), p.idle));
+    let found = parts().get_mut(id).map(|p| {
+        p.running = false;
+        p.last_progress = Instant::now();
+        (p.moves, p.me, p.initiator, p.shards.clone(), p.idle)
+    });
     let Some((moves, me, initiator, shards, idle)) = found else { return };
     if stage == moves || result.is_err() {
         let Some(part) = parts().remove(id) else { return };
@@ -132,8 +137,8 @@ pub fn check_idle(id: String) {
         let mut parts = parts();
         let Some(part) = parts.get_mut(&id) else { return };
         let quiet = part.last_progress.elapsed();
-        if quiet < limit {
-            let again = limit - quiet;
+        if part.running || quiet < limit {
+            let again = if part.running { limit } else { limit - quiet };
             drop(parts);
             timers::after(again, move || check_idle(id));
             return;
