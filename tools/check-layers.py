@@ -49,6 +49,12 @@ def imports(src, rel, text):
     # `super::x` from a/b.rs is crate::a::x; from a/mod.rs it is crate::x (globs: tests).
     parent = list(rel.parent.parts) if rel.name != "mod.rs" else list(rel.parent.parts[:-1])
     paths += [parent + m.group(1).split("::") for m in SUPER.finditer(text)]
+    # A mod.rs using a child it declares (`mod link;` ... `use link::Link` / `link::f()`): an
+    # import of that sibling file, which `crate::`/`super::` paths do not show.
+    if rel.name == "mod.rs":
+        for child in re.findall(r"^\s*(?:pub\s+)?mod\s+([a-z_][a-z0-9_]*)\s*;", text, re.M):
+            if re.search(r"(?<![:\w])" + child + r"::", text):
+                paths.append(list(rel.parent.parts) + [child])
     for group in GROUP.finditer(text):
         for item in group.group(1).split(","):
             item = item.strip().split(" as ")[0]
